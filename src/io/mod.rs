@@ -1,0 +1,139 @@
+//! The file-system seam: every file operation syncpay performs goes through
+//! the [`Io`] and [`File`] traits defined here.
+//!
+//! Two implementations exist. [`RealIo`] maps each call onto `std::fs` and
+//! `memmap2`. [`SimIo`] keeps files in memory and models what a disk does
+//! to data that was not yet synced when the power went: it can lose every
+//! unsynced byte, keep only a sector-aligned prefix of the last write, flip
+//! bits, fail a write or an `fdatasync` with `EIO`, and fail with `ENOSPC`
+//! once a size budget is exceeded. Storage code is written against the
+//! traits only, so every durability argument can be tested under faults.
+//!
+//! Invariant: no module outside `io/` touches `std::fs` for the data
+//! directory (tests and benchmarks that measure raw baselines excepted).
+//!
+//! Durability contract of the traits, which both implementations honour:
+//! - bytes written with [`File::write_all_at`] are durable only after a later
+//!   [`File::sync_data`] on the same file returned `Ok`;
+//! - a created, renamed or removed directory entry is durable only after a
+//!   later [`Io::sync_dir`] on its directory returned `Ok`;
+//! - after a failed `sync_data` the state of the unsynced bytes is unknown
+//!   (the kernel may have dropped them), so callers must not retry.
+
+mod real;
+mod sim;
+
+use std::fmt;
+use std::io;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+pub use real::RealIo;
+pub use sim::{CrashMode, SimIo, SimStats};
+
+/// The size of a disk sector: the unit in which a torn write keeps a prefix.
+pub const SECTOR_SIZE_BYTES: u64 = 512;
+
+/// How [`Io::open`] opens a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create a new file for reading and writing; fail if it exists.
+    CreateNew,
+    /// Open an existing file for reading and writing.
+    ReadWrite,
+    /// Open an existing file for reading only.
+    ReadOnly,
+}
+
+/// File-system operations on paths.
+pub trait Io: Send + Sync + fmt::Debug + 'static {
+    /// Opens `path` as described by `mode`.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn File>>;
+    /// Creates `path` and any missing parents. The caller syncs the parent.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Returns the names (not paths) of the entries of directory `path`.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Atomically renames `from` to `to` (same directory).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes the file at `path`.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the entries of directory `path` durable (`fsync` on the directory).
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Returns whether `path` exists.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+}
+
+/// An open file.
+pub trait File: Send + Sync + fmt::Debug {
+    /// Fills `buf` from `offset`; fails with `UnexpectedEof` past the end.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`, extending the file if needed.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Appends `buf` at the current end of the file; returns its offset.
+    fn append(&self, buf: &[u8]) -> io::Result<u64> {
+        let offset = self.len()?;
+        self.write_all_at(buf, offset)?;
+        Ok(offset)
+    }
+    /// Returns the length of the file in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Returns whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+    /// Sets the length of the file (truncates or extends with zeros).
+    fn set_len(&self, len_bytes: u64) -> io::Result<()>;
+    /// Extends the file to `len_bytes` by writing zeros, so that its blocks
+    /// are allocated and a later `sync_data` need not persist a size change.
+    fn preallocate(&self, len_bytes: u64) -> io::Result<()>;
+    /// `fdatasync`: makes the written data (and the size) durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Maps the whole file read-only.
+    fn map(&self) -> io::Result<Mapping>;
+    /// Takes an exclusive advisory lock; `WouldBlock` if another holder has it.
+    fn try_lock_exclusive(&self) -> io::Result<()>;
+}
+
+/// A read-only view of a whole file: a memory map for real files, an owned
+/// copy for simulated ones.
+pub struct Mapping(MappingInner);
+
+enum MappingInner {
+    Mmap(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Mapping {
+    pub(crate) fn owned(bytes: Vec<u8>) -> Mapping {
+        Mapping(MappingInner::Owned(bytes))
+    }
+}
+
+impl Deref for Mapping {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            MappingInner::Mmap(map) => map,
+            MappingInner::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mapping").field("len", &self.len()).finish()
+    }
+}
+
+/// Returns the directory holding `path` (`.` for a bare name).
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// True if the error is `ENOSPC` (no space left on device).
+pub fn is_no_space(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(sim::ENOSPC) || error.kind() == io::ErrorKind::StorageFull
+}

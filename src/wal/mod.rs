@@ -1,0 +1,573 @@
+//! The write-ahead log: a segmented, checksummed log of opaque records with
+//! group commit.
+//!
+//! Each record gets a log sequence number (LSN); LSNs are consecutive and
+//! start at 1. [`Wal::append`] returns only after the record is durable
+//! (written and `fdatasync`ed). One writer thread owns the files; appenders
+//! hand it frames over a channel, and everything queued while a sync runs
+//! shares the next write and the next sync (group commit).
+//!
+//! Invariants:
+//! - a completion reports success only after `fdatasync` of every byte of
+//!   its records (and of the directory entry of every segment they are in)
+//!   returned `Ok`;
+//! - after any failed write or sync the log is poisoned: every later call
+//!   fails until it is reopened, because the kernel may already have
+//!   dropped the unsynced pages, so a retry could falsely succeed;
+//! - records visible to readers are exactly the durable ones.
+//!
+//! Fault model: see `recovery.rs` for what opening a damaged log does.
+//! Segment files are preallocated and zero-filled ahead of use by a
+//! background thread, so an append never waits for allocation and an
+//! `fdatasync` never has to persist a size change.
+
+mod error;
+mod reader;
+mod record;
+mod recovery;
+mod segment;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+
+use crate::io::{File, Io, OpenMode, RealIo};
+
+pub use error::{CorruptReason, WalError};
+pub use reader::{WalIter, WalReader};
+pub use record::{RECORD_ALIGN_BYTES, RECORD_HEADER_SIZE_BYTES, frame_size};
+pub use recovery::{RecoveryReport, Repair, TornTail};
+pub use segment::SEGMENT_HEADER_SIZE_BYTES;
+
+use segment::Segment;
+use writer::{Request, Submission};
+
+/// A log sequence number. The first record of a log has LSN 1.
+pub type Lsn = u64;
+
+/// Called once when a submitted batch is durable (or failed). Runs on the
+/// log's writer thread, in LSN order, so it must be short and must not call
+/// back into the same log.
+pub type Completion = Box<dyn FnOnce(Result<Range<Lsn>, WalError>) + Send>;
+
+/// Default size of a segment file.
+pub const SEGMENT_SIZE_BYTES_DEFAULT: u64 = 64 << 20;
+/// Smallest allowed segment (tests use small segments to exercise rollover).
+pub const SEGMENT_SIZE_BYTES_MIN: u64 = 4096;
+/// Default maximum payload of one record.
+pub const RECORD_SIZE_MAX_BYTES_DEFAULT: usize = 16 << 20;
+/// Default maximum bytes one group commit writes at once.
+pub const GROUP_SIZE_MAX_BYTES_DEFAULT: usize = 16 << 20;
+/// Default number of submissions that may wait for the writer before
+/// appenders block (back-pressure).
+pub const QUEUE_DEPTH_MAX_DEFAULT: usize = 4096;
+/// Name of the lock file held while a log is open.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+const _: () = assert!(
+    RECORD_SIZE_MAX_BYTES_DEFAULT as u64 + 64 + 32 <= SEGMENT_SIZE_BYTES_DEFAULT,
+    "a maximal record must fit in an empty default segment"
+);
+const _: () = assert!(SEGMENT_SIZE_BYTES_MIN % crate::io::SECTOR_SIZE_BYTES == 0);
+
+/// Options of a [`Wal`].
+#[derive(Clone, Debug)]
+pub struct WalOptions {
+    /// Size of each preallocated segment file. Default 64 MiB.
+    pub segment_size_bytes: u64,
+    /// Largest payload one record may have. Default 16 MiB.
+    pub record_size_max_bytes: usize,
+    /// Most bytes one group commit writes before syncing. Default 16 MiB.
+    pub group_size_max_bytes: usize,
+    /// Submissions queued before appenders block. Default 4096.
+    pub queue_depth_max: usize,
+    /// Opt-in repair: if recovery finds corruption, truncate the log at the
+    /// first corrupt record instead of failing, and report what was removed.
+    pub repair: bool,
+    /// The file system.
+    pub io: Arc<dyn Io>,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_size_bytes: SEGMENT_SIZE_BYTES_DEFAULT,
+            record_size_max_bytes: RECORD_SIZE_MAX_BYTES_DEFAULT,
+            group_size_max_bytes: GROUP_SIZE_MAX_BYTES_DEFAULT,
+            queue_depth_max: QUEUE_DEPTH_MAX_DEFAULT,
+            repair: false,
+            io: Arc::new(RealIo),
+        }
+    }
+}
+
+impl WalOptions {
+    fn validate(&self) -> Result<(), WalError> {
+        let invalid = |reason| Err(WalError::InvalidOptions { reason });
+        if self.segment_size_bytes < SEGMENT_SIZE_BYTES_MIN {
+            return invalid("segment_size_bytes is below the minimum of 4096");
+        }
+        if self.segment_size_bytes % crate::io::SECTOR_SIZE_BYTES != 0 {
+            return invalid("segment_size_bytes must be a multiple of 512");
+        }
+        if self.record_size_max_bytes > u32::MAX as usize - 64 {
+            return invalid("record_size_max_bytes must fit in 32 bits");
+        }
+        let capacity = self.segment_size_bytes - SEGMENT_HEADER_SIZE_BYTES as u64;
+        if frame_size(self.record_size_max_bytes) as u64 > capacity {
+            return invalid("record_size_max_bytes does not fit in one segment");
+        }
+        if self.queue_depth_max == 0 {
+            return invalid("queue_depth_max must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// State shared by the handle, the writer thread and readers.
+pub(crate) struct Shared {
+    dir: PathBuf,
+    options: WalOptions,
+    sequencer: Mutex<Sequencer>,
+    poison: Mutex<Option<Arc<WalError>>>,
+    poisoned: AtomicBool,
+    segments: RwLock<Vec<Segment>>,
+    /// Every LSN below this is durable and readable.
+    durable_next_lsn: AtomicU64,
+}
+
+struct Sequencer {
+    next_lsn: Lsn,
+    /// `None` once the log is closing.
+    tx: Option<Sender<Request>>,
+}
+
+impl Shared {
+    /// Records the first failure and returns it as the poison cause.
+    fn poison(&self, error: WalError) -> Arc<WalError> {
+        let mut poison = self.poison.lock();
+        let cause = match &*poison {
+            Some(cause) => Arc::clone(cause),
+            None => {
+                let cause = Arc::new(error);
+                *poison = Some(Arc::clone(&cause));
+                cause
+            }
+        };
+        self.poisoned.store(true, Ordering::SeqCst);
+        cause
+    }
+
+    fn check_poison(&self) -> Result<(), WalError> {
+        if self.poisoned.load(Ordering::SeqCst)
+            && let Some(cause) = self.poison.lock().clone()
+        {
+            return Err(WalError::Poisoned { cause });
+        }
+        Ok(())
+    }
+
+    fn first_lsn(&self) -> Lsn {
+        match self.segments.read().first() {
+            Some(segment) => segment.base_lsn,
+            None => self.durable_next_lsn.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// A write-ahead log open on a directory.
+///
+/// ```
+/// use syncpay::wal::{Wal, WalOptions};
+/// let dir = tempfile::tempdir()?;
+/// let (wal, _report) = Wal::open(dir.path(), WalOptions::default())?;
+/// let lsn = wal.append(b"first")?; // durable when this returns
+/// assert_eq!(lsn, 1);
+/// let records: Vec<_> = wal.iter(1).collect::<Result<_, _>>()?;
+/// assert_eq!(records, vec![(1, b"first".to_vec())]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Wal {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    _lock: Box<dyn File>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.shared.dir)
+            .field("next_lsn", &self.next_lsn())
+            .finish()
+    }
+}
+
+/// Records of one submission, built under the log's sequencing lock so
+/// that their LSNs are known while they are encoded.
+pub struct RecordBatch {
+    frames: Vec<u8>,
+    first_lsn: Lsn,
+    next_lsn: Lsn,
+    record_size_max_bytes: usize,
+    error: Option<WalError>,
+}
+
+impl RecordBatch {
+    /// The LSN the next pushed record will get.
+    pub fn next_lsn(&self) -> Lsn {
+        self.next_lsn
+    }
+
+    /// Reserves room for `bytes` more bytes of frames.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.frames.reserve(bytes);
+    }
+
+    /// Adds a record whose payload is the concatenation of `parts`.
+    pub fn push_parts(&mut self, parts: &[&[u8]]) -> Result<Lsn, WalError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > self.record_size_max_bytes {
+            let error = WalError::RecordTooLarge {
+                len,
+                max: self.record_size_max_bytes,
+            };
+            self.error.get_or_insert(WalError::RecordTooLarge {
+                len,
+                max: self.record_size_max_bytes,
+            });
+            return Err(error);
+        }
+        let lsn = self.next_lsn;
+        record::encode_frame(&mut self.frames, lsn, parts);
+        self.next_lsn += 1;
+        Ok(lsn)
+    }
+
+    /// Adds a record.
+    pub fn push(&mut self, payload: &[u8]) -> Result<Lsn, WalError> {
+        self.push_parts(&[payload])
+    }
+}
+
+/// A handle to wait for a submission to become durable.
+#[derive(Debug)]
+pub struct AppendHandle {
+    lsns: Range<Lsn>,
+    rx: Receiver<Result<Range<Lsn>, WalError>>,
+}
+
+impl AppendHandle {
+    /// The LSNs assigned to the submission.
+    pub fn lsns(&self) -> Range<Lsn> {
+        self.lsns.clone()
+    }
+
+    /// Blocks until the records are durable.
+    pub fn wait(self) -> Result<Range<Lsn>, WalError> {
+        self.rx.recv().unwrap_or(Err(WalError::Closed))
+    }
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir`, recovering it. See
+    /// [`RecoveryReport`] for what recovery found.
+    pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RecoveryReport), WalError> {
+        options.validate()?;
+        let io = Arc::clone(&options.io);
+        io.create_dir_all(dir)
+            .map_err(|e| WalError::io("create_dir", dir, e))?;
+        let parent = crate::io::parent_dir(dir);
+        io.sync_dir(&parent)
+            .map_err(|e| WalError::io("sync_dir", &parent, e))?;
+        let lock = lock_dir(io.as_ref(), dir)?;
+        let recovered = recovery::recover(dir, &options)?;
+        let next_lsn = recovered.next_lsn;
+        let report = recovered.report.clone();
+        let (tx, rx) = crossbeam_channel::bounded(options.queue_depth_max);
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            options,
+            sequencer: Mutex::new(Sequencer {
+                next_lsn,
+                tx: Some(tx),
+            }),
+            poison: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+            segments: RwLock::new(recovered.segments.clone()),
+            durable_next_lsn: AtomicU64::new(next_lsn),
+        });
+        let writer = writer::spawn(Arc::clone(&shared), rx, recovered)?;
+        Ok((
+            Wal {
+                shared,
+                writer: Some(writer),
+                _lock: lock,
+            },
+            report,
+        ))
+    }
+
+    /// The directory of the log.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The first LSN still in the log.
+    pub fn first_lsn(&self) -> Lsn {
+        self.shared.first_lsn()
+    }
+
+    /// One past the last durable LSN (the LSN the next record will get once
+    /// everything submitted so far is durable).
+    pub fn next_lsn(&self) -> Lsn {
+        self.shared.durable_next_lsn.load(Ordering::SeqCst)
+    }
+
+    /// Appends one record and returns its LSN once it is durable.
+    pub fn append(&self, payload: &[u8]) -> Result<Lsn, WalError> {
+        Ok(self.append_batch(&[payload])?.start)
+    }
+
+    /// Appends records as one unit and returns their LSNs once all are durable.
+    pub fn append_batch<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<Range<Lsn>, WalError> {
+        self.submit_handle(payloads)?.wait()
+    }
+
+    /// Submits records without blocking for durability; the handle waits.
+    pub fn submit_handle<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<AppendHandle, WalError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let lsns = self.submit(payloads, move |result| {
+            // The receiver may have been dropped by a caller that stopped
+            // waiting; the records are durable (or failed) regardless.
+            let _ = tx.send(result);
+        })?;
+        Ok(AppendHandle { lsns, rx })
+    }
+
+    /// Submits records; `on_durable` is called once, on the writer thread,
+    /// when they are durable or have failed. Returns their LSNs. If this
+    /// returns `Err`, `on_durable` is never called.
+    pub fn submit<P, F>(&self, payloads: &[P], on_durable: F) -> Result<Range<Lsn>, WalError>
+    where
+        P: AsRef<[u8]>,
+        F: FnOnce(Result<Range<Lsn>, WalError>) + Send + 'static,
+    {
+        self.submit_with(|batch| {
+            let bytes: usize = payloads.iter().map(|p| frame_size(p.as_ref().len())).sum();
+            batch.reserve(bytes);
+            for payload in payloads {
+                if batch.push(payload.as_ref()).is_err() {
+                    break;
+                }
+            }
+            Box::new(on_durable)
+        })
+    }
+
+    /// The general submission: `build` runs under the sequencing lock, is
+    /// told the next LSN, pushes records and returns the completion. The
+    /// lock makes the order of `build` calls the order of LSNs, which lets
+    /// a layer above stamp records (with timestamps, say) in log order.
+    pub fn submit_with<F>(&self, build: F) -> Result<Range<Lsn>, WalError>
+    where
+        F: FnOnce(&mut RecordBatch) -> Completion,
+    {
+        self.shared.check_poison()?;
+        let mut sequencer = self.shared.sequencer.lock();
+        let mut batch = RecordBatch {
+            frames: Vec::new(),
+            first_lsn: sequencer.next_lsn,
+            next_lsn: sequencer.next_lsn,
+            record_size_max_bytes: self.shared.options.record_size_max_bytes,
+            error: None,
+        };
+        let completion = build(&mut batch);
+        if let Some(error) = batch.error {
+            return Err(error);
+        }
+        let lsns = batch.first_lsn..batch.next_lsn;
+        let Some(tx) = sequencer.tx.as_ref() else {
+            return Err(WalError::Closed);
+        };
+        let submission = Submission {
+            frames: batch.frames,
+            lsns: lsns.clone(),
+            completion,
+        };
+        tx.send(Request::Append(submission))
+            .map_err(|_| WalError::Closed)?;
+        sequencer.next_lsn = lsns.end;
+        Ok(lsns)
+    }
+
+    /// Removes every record with LSN `from_lsn` or greater, durably, so that
+    /// the next record gets `from_lsn`. Records submitted before this call
+    /// are made durable first (and then removed if in range).
+    pub fn truncate_suffix(&self, from_lsn: Lsn) -> Result<(), WalError> {
+        self.shared.check_poison()?;
+        // Holding the sequencer blocks new submissions until the truncation
+        // is durable, so no LSN is handed out twice.
+        let mut sequencer = self.shared.sequencer.lock();
+        if from_lsn >= sequencer.next_lsn {
+            return Ok(());
+        }
+        let Some(tx) = sequencer.tx.as_ref() else {
+            return Err(WalError::Closed);
+        };
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        tx.send(Request::TruncateSuffix {
+            from_lsn,
+            done: done_tx,
+        })
+        .map_err(|_| WalError::Closed)?;
+        done_rx.recv().unwrap_or(Err(WalError::Closed))?;
+        sequencer.next_lsn = from_lsn;
+        Ok(())
+    }
+
+    /// Deletes whole segments all of whose records are below `keep_from_lsn`
+    /// (the segment holding `keep_from_lsn`, and the last segment, stay).
+    /// Returns how many segments were deleted.
+    pub fn truncate_prefix(&self, keep_from_lsn: Lsn) -> Result<usize, WalError> {
+        self.shared.check_poison()?;
+        let victims: Vec<Segment> = {
+            let mut segments = self.shared.segments.write();
+            let count = segments
+                .windows(2)
+                .take_while(|pair| pair[1].base_lsn <= keep_from_lsn)
+                .count();
+            segments.drain(..count).collect()
+        };
+        let io = &self.shared.options.io;
+        for victim in &victims {
+            // Oldest first, each removal durable before the next, so a crash
+            // leaves a contiguous suffix of segments.
+            let result = io
+                .remove_file(&victim.path)
+                .map_err(|e| WalError::io("remove", &victim.path, e))
+                .and_then(|()| {
+                    io.sync_dir(&self.shared.dir)
+                        .map_err(|e| WalError::io("sync_dir", &self.shared.dir, e))
+                });
+            if let Err(error) = result {
+                let cause = self.shared.poison(error);
+                return Err(WalError::Poisoned { cause });
+            }
+        }
+        Ok(victims.len())
+    }
+
+    /// Reads records `[from_lsn, to_lsn)`; `to_lsn` is clamped to the durable
+    /// end. Fails with `LsnOutOfRange` if `from_lsn` is before the first LSN.
+    pub fn reader(&self, from_lsn: Lsn, to_lsn: Lsn) -> Result<WalReader, WalError> {
+        WalReader::new(Arc::clone(&self.shared), from_lsn, to_lsn)
+    }
+
+    /// Iterates over the durable records from `from_lsn` on.
+    pub fn iter(&self, from_lsn: Lsn) -> WalIter {
+        WalIter::new(self.reader(from_lsn, Lsn::MAX))
+    }
+
+    /// Reads one durable record.
+    pub fn read(&self, lsn: Lsn) -> Result<Vec<u8>, WalError> {
+        let mut reader = self.reader(lsn, lsn.saturating_add(1))?;
+        match reader.next_record()? {
+            Some((_, payload)) => Ok(payload.to_vec()),
+            None => Err(WalError::LsnOutOfRange {
+                lsn,
+                first_lsn: self.first_lsn(),
+                next_lsn: self.next_lsn(),
+            }),
+        }
+    }
+
+    /// Blocks until the background preparation of the next segment is done.
+    /// Tests call this before injecting faults, so that the faults hit the
+    /// operations they target.
+    #[doc(hidden)]
+    pub fn wait_for_spare_segment(&self) {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let sent = match self.shared.sequencer.lock().tx.as_ref() {
+            Some(tx) => tx.send(Request::WaitForSpare { done: done_tx }).is_ok(),
+            None => false,
+        };
+        if sent {
+            let _ = done_rx.recv();
+        }
+    }
+
+    /// True if an earlier failure poisoned the log.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.poisoned.load(Ordering::SeqCst)
+    }
+
+    /// Number of live segment files.
+    pub fn segment_count(&self) -> usize {
+        self.shared.segments.read().len()
+    }
+
+    /// Bytes of live records (frames) in the log.
+    pub fn live_bytes(&self) -> u64 {
+        self.shared
+            .segments
+            .read()
+            .iter()
+            .map(|s| s.end_offset - SEGMENT_HEADER_SIZE_BYTES as u64)
+            .sum()
+    }
+
+    /// Stops the writer after everything submitted so far is durable.
+    /// Returns the poison cause if the log was poisoned.
+    pub fn close(mut self) -> Result<(), WalError> {
+        self.shutdown();
+        self.shared.check_poison()
+    }
+
+    fn shutdown(&mut self) {
+        let tx = self.shared.sequencer.lock().tx.take();
+        if let Some(tx) = tx {
+            // The writer drains everything queued before this message.
+            let _ = tx.send(Request::Shutdown);
+        }
+        if let Some(writer) = self.writer.take() {
+            // A panicked writer has already failed its submissions (their
+            // completion senders were dropped), so there is nothing to add.
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn lock_dir(io: &dyn Io, dir: &Path) -> Result<Box<dyn File>, WalError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = match io.open(&path, OpenMode::CreateNew) {
+        Ok(file) => {
+            io.sync_dir(dir)
+                .map_err(|e| WalError::io("sync_dir", dir, e))?;
+            file
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => io
+            .open(&path, OpenMode::ReadWrite)
+            .map_err(|e| WalError::io("open", &path, e))?,
+        Err(e) => return Err(WalError::io("open", &path, e)),
+    };
+    match file.try_lock_exclusive() {
+        Ok(()) => Ok(file),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(WalError::Locked { path }),
+        Err(e) => Err(WalError::io("lock", &path, e)),
+    }
+}

@@ -1,0 +1,208 @@
+//! Segment files: naming, the segment header, and the in-memory description
+//! of a live segment.
+//!
+//! A segment is a preallocated, zero-filled file named `<index>.wal` (20
+//! decimal digits). Its first 64 bytes are the segment header, written
+//! together with the segment's first records (or alone, by a suffix
+//! truncation); records follow from byte 64.
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  magic "SYNCPAYW"
+//!      8     4  format_version (1)
+//!     12     4  header_crc: CRC32 of bytes 0..12 and 16..64
+//!     16     8  segment_index (equals the number in the file name)
+//!     24     8  base_lsn: LSN of the segment's first record
+//!     32     8  segment_size_bytes
+//!     40    24  reserved, zero
+//! ```
+//!
+//! A segment whose `base_lsn` is not greater than the end of the segments
+//! before it *supersedes* their records from `base_lsn` on: this is how a
+//! suffix truncation becomes durable with one atomic header write.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Lsn;
+use crate::io::File;
+
+/// Size of the segment header; records start here.
+pub const SEGMENT_HEADER_SIZE_BYTES: usize = 64;
+/// Magic bytes opening every segment.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"SYNCPAYW";
+/// The segment format this code writes and reads.
+pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+
+const _: () = assert!(SEGMENT_HEADER_SIZE_BYTES % super::record::RECORD_ALIGN_BYTES == 0);
+
+/// A decoded segment header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// The segment's index (its file name).
+    pub index: u64,
+    /// LSN of its first record.
+    pub base_lsn: Lsn,
+    /// The size the segment was preallocated to.
+    pub segment_size_bytes: u64,
+}
+
+/// What the first 64 bytes of a segment hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentHeaderSlot {
+    /// All zero: a preallocated segment that was never used.
+    Zero,
+    /// A valid header.
+    Valid(SegmentHeader),
+    /// Anything else.
+    Invalid,
+}
+
+impl SegmentHeader {
+    /// Encodes the header into 64 bytes.
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_SIZE_BYTES] {
+        let mut bytes = [0u8; SEGMENT_HEADER_SIZE_BYTES];
+        bytes[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        bytes[8..12].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
+        bytes[16..24].copy_from_slice(&self.index.to_le_bytes());
+        bytes[24..32].copy_from_slice(&self.base_lsn.to_le_bytes());
+        bytes[32..40].copy_from_slice(&self.segment_size_bytes.to_le_bytes());
+        let crc = header_crc(&bytes);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        debug_assert_eq!(decode_segment_header(&bytes), SegmentHeaderSlot::Valid(*self));
+        bytes
+    }
+}
+
+fn header_crc(bytes: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&bytes[0..12]);
+    hasher.update(&bytes[16..SEGMENT_HEADER_SIZE_BYTES]);
+    hasher.finalize()
+}
+
+/// Classifies the first bytes of a segment file (at least 64 bytes).
+pub fn decode_segment_header(bytes: &[u8]) -> SegmentHeaderSlot {
+    let Some(bytes) = bytes.get(..SEGMENT_HEADER_SIZE_BYTES) else {
+        return SegmentHeaderSlot::Invalid;
+    };
+    if bytes.iter().all(|&b| b == 0) {
+        return SegmentHeaderSlot::Zero;
+    }
+    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
+    let valid = bytes[0..8] == SEGMENT_MAGIC
+        && u32_at(8) == SEGMENT_FORMAT_VERSION
+        && u32_at(12) == header_crc(bytes)
+        && bytes[40..].iter().all(|&b| b == 0);
+    if !valid {
+        return SegmentHeaderSlot::Invalid;
+    }
+    SegmentHeaderSlot::Valid(SegmentHeader {
+        index: u64_at(16),
+        base_lsn: u64_at(24),
+        segment_size_bytes: u64_at(32),
+    })
+}
+
+/// The file name of segment `index`.
+pub fn segment_file_name(index: u64) -> String {
+    format!("{index:020}.wal")
+}
+
+/// The name a segment has while it is being preallocated.
+pub fn segment_temp_name(index: u64) -> String {
+    format!("{index:020}.wal.tmp")
+}
+
+/// What a directory entry of the log directory is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A segment with this index.
+    Segment(u64),
+    /// A segment left half-prepared by a crash.
+    Temp(u64),
+    /// Something else (left alone).
+    Other,
+}
+
+/// Parses a directory entry name.
+pub fn parse_entry_name(name: &str) -> EntryKind {
+    let parse = |digits: &str| {
+        (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<u64>().ok())
+            .flatten()
+    };
+    if let Some(digits) = name.strip_suffix(".wal.tmp") {
+        return parse(digits).map_or(EntryKind::Other, EntryKind::Temp);
+    }
+    if let Some(digits) = name.strip_suffix(".wal") {
+        return parse(digits).map_or(EntryKind::Other, EntryKind::Segment);
+    }
+    EntryKind::Other
+}
+
+/// The path of segment `index` under `dir`.
+pub fn segment_path(dir: &Path, index: u64) -> PathBuf {
+    dir.join(segment_file_name(index))
+}
+
+/// A live segment as the writer and readers see it.
+#[derive(Clone, Debug)]
+pub struct Segment {
+    /// Index from the file name.
+    pub index: u64,
+    /// Path of the file.
+    pub path: PathBuf,
+    /// Open handle (shared with readers).
+    pub file: Arc<dyn File>,
+    /// LSN of the first record.
+    pub base_lsn: Lsn,
+    /// One past the last live, durable record.
+    pub end_lsn: Lsn,
+    /// Byte offset one past the last live, durable frame.
+    pub end_offset: u64,
+    /// Size of the file.
+    pub size_bytes: u64,
+    /// Sparse index: (lsn, offset of its frame), ascending, first entry at
+    /// the first record.
+    pub sparse: Vec<(Lsn, u64)>,
+}
+
+impl Segment {
+    /// The offset of the nearest indexed frame at or before `lsn`.
+    pub fn seek_hint(&self, lsn: Lsn) -> (Lsn, u64) {
+        let position = self.sparse.partition_point(|&(l, _)| l <= lsn);
+        if position == 0 {
+            (self.base_lsn, SEGMENT_HEADER_SIZE_BYTES as u64)
+        } else {
+            self.sparse[position - 1]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_names() {
+        let header = SegmentHeader {
+            index: 7,
+            base_lsn: 1234,
+            segment_size_bytes: 1 << 20,
+        };
+        let bytes = header.encode();
+        assert_eq!(decode_segment_header(&bytes), SegmentHeaderSlot::Valid(header));
+        for bit in 0..SEGMENT_HEADER_SIZE_BYTES * 8 {
+            let mut copy = bytes;
+            copy[bit / 8] ^= 1 << (bit % 8);
+            assert_eq!(decode_segment_header(&copy), SegmentHeaderSlot::Invalid, "bit {bit}");
+        }
+        assert_eq!(decode_segment_header(&[0; 64]), SegmentHeaderSlot::Zero);
+        assert_eq!(parse_entry_name(&segment_file_name(7)), EntryKind::Segment(7));
+        assert_eq!(parse_entry_name(&segment_temp_name(9)), EntryKind::Temp(9));
+        assert_eq!(parse_entry_name("LOCK"), EntryKind::Other);
+        assert_eq!(parse_entry_name("12.wal"), EntryKind::Other);
+    }
+}

@@ -1,0 +1,568 @@
+//! The writer thread: group commit, segment rollover, suffix truncation.
+//!
+//! One thread owns the active segment. It blocks for the first request,
+//! then takes every append already queued (up to `group_size_max_bytes`),
+//! writes them with one `write` per segment touched and one `fdatasync`
+//! per segment touched, publishes the new durable end to readers, and only
+//! then runs the completions, in LSN order. A group that does not fit in the
+//! active segment is split at a frame boundary: the first part is synced
+//! before anything is written to the next segment, so a torn write can only
+//! ever be at the very end of the log.
+//!
+//! A second thread (the preparer) creates the next segment ahead of need:
+//! temporary name, zero-fill, `fdatasync`, rename, directory `fsync`. So a
+//! segment's directory entry and size are durable before any record goes
+//! into it, and an append never waits for 64 MiB of zeros.
+//!
+//! Any error poisons the log: the failing group and every later request
+//! fail with [`WalError::Poisoned`].
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::record::{self, HeaderSlot, RECORD_HEADER_SIZE_BYTES};
+use super::recovery::{Recovered, SPARSE_INTERVAL_BYTES};
+use super::segment::{self, SEGMENT_HEADER_SIZE_BYTES, Segment, SegmentHeader};
+use super::{Completion, Lsn, Shared, WalError};
+use crate::io::{File, Io, OpenMode};
+
+pub(super) enum Request {
+    Append(Submission),
+    TruncateSuffix {
+        from_lsn: Lsn,
+        done: Sender<Result<(), WalError>>,
+    },
+    /// Replies once the spare segment is prepared (tests use it to make
+    /// fault injection deterministic).
+    WaitForSpare {
+        done: Sender<()>,
+    },
+    Shutdown,
+}
+
+pub(super) struct Submission {
+    pub frames: Vec<u8>,
+    pub lsns: Range<Lsn>,
+    pub completion: Completion,
+}
+
+/// The segment records are being appended to.
+struct Active {
+    index: u64,
+    path: PathBuf,
+    file: Arc<dyn File>,
+    base_lsn: Lsn,
+    size_bytes: u64,
+    /// Where the next write goes.
+    offset: u64,
+    /// The next LSN to be written.
+    next_lsn: Lsn,
+    /// True until the segment header is durable.
+    header_pending: bool,
+    /// Offset of the last sparse-index entry.
+    sparse_last_offset: Option<u64>,
+}
+
+/// Bytes to write into the active segment with what they make durable.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    end_lsn: Lsn,
+    sparse: Vec<(Lsn, u64)>,
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    rx: Receiver<Request>,
+    active: Option<Active>,
+    preparer: Preparer,
+    pending: Pending,
+}
+
+/// Starts the writer (and its preparer) on the recovered state.
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    rx: Receiver<Request>,
+    recovered: Recovered,
+) -> Result<JoinHandle<()>, WalError> {
+    let active = recovered.segments.last().map(|s| Active {
+        index: s.index,
+        path: s.path.clone(),
+        file: Arc::clone(&s.file),
+        base_lsn: s.base_lsn,
+        size_bytes: s.size_bytes,
+        offset: recovered.active_offset,
+        next_lsn: recovered.next_lsn,
+        header_pending: false,
+        sparse_last_offset: s.sparse.last().map(|&(_, offset)| offset),
+    });
+    let mut preparer = Preparer::spawn(&shared)?;
+    match recovered.spare {
+        Some((index, file)) => preparer.ready = Some((index, Ok(file))),
+        None => preparer.request(recovered.next_index),
+    }
+    let writer = Writer {
+        shared,
+        rx,
+        active,
+        preparer,
+        pending: Pending::default(),
+    };
+    std::thread::Builder::new()
+        .name("syncpay-wal-writer".into())
+        .spawn(move || writer.run())
+        .map_err(|e| WalError::io("spawn writer thread", PathBuf::new(), e))
+}
+
+impl Writer {
+    fn run(mut self) {
+        while let Ok(request) = self.rx.recv() {
+            let mut next = Some(request);
+            while let Some(request) = next.take() {
+                next = match request {
+                    Request::Shutdown => return,
+                    Request::TruncateSuffix { from_lsn, done } => {
+                        let result = self.truncate_suffix(from_lsn);
+                        let _ = done.send(result);
+                        None
+                    }
+                    Request::Append(first) => self.group_commit(first),
+                    Request::WaitForSpare { done } => {
+                        self.preparer.wait_ready();
+                        let _ = done.send(());
+                        None
+                    }
+                };
+            }
+        }
+    }
+
+    /// Writes `first` and every append queued behind it; returns a non-append
+    /// request that ended the group, to be handled next.
+    fn group_commit(&mut self, first: Submission) -> Option<Request> {
+        let group_size_max = self.shared.options.group_size_max_bytes;
+        let mut bytes = first.frames.len();
+        let mut group = vec![first];
+        let mut deferred = None;
+        while bytes < group_size_max {
+            match self.rx.try_recv() {
+                Ok(Request::Append(submission)) => {
+                    bytes += submission.frames.len();
+                    group.push(submission);
+                }
+                Ok(other) => {
+                    deferred = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let result = match self.shared.check_poison() {
+            Ok(()) => self.write_group(&group),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => {
+                for submission in group {
+                    (submission.completion)(Ok(submission.lsns));
+                }
+            }
+            Err(error) => {
+                let cause = match error {
+                    WalError::Poisoned { cause } => cause,
+                    error => self.shared.poison(error),
+                };
+                for submission in group {
+                    let error = WalError::Poisoned {
+                        cause: Arc::clone(&cause),
+                    };
+                    (submission.completion)(Err(error));
+                }
+            }
+        }
+        deferred
+    }
+
+    fn write_group(&mut self, group: &[Submission]) -> Result<(), WalError> {
+        for submission in group {
+            let mut frames = &submission.frames[..];
+            let mut lsn = submission.lsns.start;
+            while !frames.is_empty() {
+                if self.active.is_none() {
+                    self.open_next_segment(lsn)?;
+                }
+                let (bytes, count) = self.stage(frames, lsn);
+                if count == 0 {
+                    // The active segment is full: make what is staged durable
+                    // before anything goes into the next segment.
+                    self.flush()?;
+                    self.open_next_segment(lsn)?;
+                    let (bytes, count) = self.stage(frames, lsn);
+                    assert!(count > 0, "a record always fits in an empty segment");
+                    frames = &frames[bytes..];
+                    lsn += count;
+                } else {
+                    frames = &frames[bytes..];
+                    lsn += count;
+                }
+            }
+        }
+        self.flush()
+    }
+
+    /// Stages the longest prefix of `frames` (starting at `lsn`) that fits in
+    /// the active segment; returns its bytes and record count.
+    fn stage(&mut self, frames: &[u8], lsn: Lsn) -> (usize, u64) {
+        let active = self.active.as_mut().expect("stage needs an active segment");
+        if active.header_pending && self.pending.bytes.is_empty() {
+            let header = SegmentHeader {
+                index: active.index,
+                base_lsn: active.base_lsn,
+                segment_size_bytes: active.size_bytes,
+            };
+            self.pending.bytes.extend_from_slice(&header.encode());
+        }
+        let start = active.offset + self.pending.bytes.len() as u64;
+        let room = active.size_bytes.saturating_sub(start) as usize;
+        let mut taken = 0usize;
+        let mut count = 0u64;
+        while taken < frames.len() {
+            let size = frame_size_at(&frames[taken..]);
+            if taken + size > room {
+                break;
+            }
+            let offset = start + taken as u64;
+            if active
+                .sparse_last_offset
+                .is_none_or(|last| offset - last >= SPARSE_INTERVAL_BYTES)
+            {
+                self.pending.sparse.push((lsn + count, offset));
+                active.sparse_last_offset = Some(offset);
+            }
+            taken += size;
+            count += 1;
+        }
+        self.pending.bytes.extend_from_slice(&frames[..taken]);
+        if count > 0 {
+            self.pending.end_lsn = lsn + count;
+        }
+        (taken, count)
+    }
+
+    /// Writes and syncs what is staged, then publishes it to readers.
+    fn flush(&mut self) -> Result<(), WalError> {
+        if self.pending.bytes.is_empty() {
+            return Ok(());
+        }
+        let active = self.active.as_mut().expect("flush needs an active segment");
+        active
+            .file
+            .write_all_at(&self.pending.bytes, active.offset)
+            .map_err(|e| WalError::io("write", &active.path, e))?;
+        active
+            .file
+            .sync_data()
+            .map_err(|e| WalError::io("sync_data", &active.path, e))?;
+        active.offset += self.pending.bytes.len() as u64;
+        let first_publish = active.header_pending;
+        active.header_pending = false;
+        if self.pending.end_lsn > active.next_lsn {
+            active.next_lsn = self.pending.end_lsn;
+        }
+        let sparse = std::mem::take(&mut self.pending.sparse);
+        self.pending.bytes.clear();
+        self.publish(first_publish, sparse);
+        Ok(())
+    }
+
+    /// Makes the active segment's durable end visible to readers.
+    fn publish(&self, new_segment: bool, sparse: Vec<(Lsn, u64)>) {
+        let active = self.active.as_ref().expect("publish needs an active segment");
+        {
+            let mut segments = self.shared.segments.write();
+            if new_segment {
+                segments.push(Segment {
+                    index: active.index,
+                    path: active.path.clone(),
+                    file: Arc::clone(&active.file),
+                    base_lsn: active.base_lsn,
+                    end_lsn: active.next_lsn,
+                    end_offset: active.offset,
+                    size_bytes: active.size_bytes,
+                    sparse,
+                });
+            } else if let Some(last) = segments.last_mut().filter(|s| s.index == active.index) {
+                last.end_lsn = active.next_lsn;
+                last.end_offset = active.offset;
+                last.sparse.extend(sparse);
+            }
+        }
+        self.shared
+            .durable_next_lsn
+            .store(active.next_lsn, Ordering::SeqCst);
+    }
+
+    /// Makes the next prepared segment active, starting at `base_lsn`. Its
+    /// header is written with its first records.
+    fn open_next_segment(&mut self, base_lsn: Lsn) -> Result<(), WalError> {
+        let index = self.preparer.next_index();
+        let file = self.preparer.take(index)?;
+        self.preparer.request(index + 1);
+        self.active = Some(Active {
+            index,
+            path: segment::segment_path(&self.shared.dir, index),
+            file,
+            base_lsn,
+            size_bytes: self.shared.options.segment_size_bytes,
+            offset: 0,
+            next_lsn: base_lsn,
+            header_pending: true,
+            sparse_last_offset: None,
+        });
+        Ok(())
+    }
+
+    /// Durably removes records from `from_lsn` on by writing the header of a
+    /// new segment whose base is `from_lsn` (one atomic sector write), then
+    /// deletes the segments it makes dead.
+    fn truncate_suffix(&mut self, from_lsn: Lsn) -> Result<(), WalError> {
+        self.shared.check_poison()?;
+        let next_lsn = self.active.as_ref().map_or(1, |a| a.next_lsn);
+        let first_lsn = self.shared.first_lsn();
+        if from_lsn >= next_lsn {
+            return Ok(());
+        }
+        if from_lsn < first_lsn {
+            return Err(WalError::LsnOutOfRange {
+                lsn: from_lsn,
+                first_lsn,
+                next_lsn,
+            });
+        }
+        match self.write_superseding_segment(from_lsn) {
+            Ok(dead) => self.remove_dead(dead),
+            Err(error) => {
+                let cause = self.shared.poison(error);
+                Err(WalError::Poisoned { cause })
+            }
+        }
+    }
+
+    fn write_superseding_segment(&mut self, from_lsn: Lsn) -> Result<Vec<Segment>, WalError> {
+        self.open_next_segment(from_lsn)?;
+        let active = self.active.as_mut().expect("just opened");
+        let header = SegmentHeader {
+            index: active.index,
+            base_lsn: from_lsn,
+            segment_size_bytes: active.size_bytes,
+        };
+        active
+            .file
+            .write_all_at(&header.encode(), 0)
+            .map_err(|e| WalError::io("write", &active.path, e))?;
+        active
+            .file
+            .sync_data()
+            .map_err(|e| WalError::io("sync_data", &active.path, e))?;
+        active.offset = SEGMENT_HEADER_SIZE_BYTES as u64;
+        active.header_pending = false;
+        let mut dead = Vec::new();
+        {
+            let mut segments = self.shared.segments.write();
+            while segments.last().is_some_and(|s| s.base_lsn >= from_lsn) {
+                dead.push(segments.pop().expect("checked non-empty"));
+            }
+            if let Some(last) = segments.last_mut() {
+                last.end_lsn = from_lsn;
+                last.sparse.retain(|&(lsn, _)| lsn < from_lsn);
+            }
+            segments.push(Segment {
+                index: active.index,
+                path: active.path.clone(),
+                file: Arc::clone(&active.file),
+                base_lsn: from_lsn,
+                end_lsn: from_lsn,
+                end_offset: active.offset,
+                size_bytes: active.size_bytes,
+                sparse: Vec::new(),
+            });
+        }
+        self.shared
+            .durable_next_lsn
+            .store(from_lsn, Ordering::SeqCst);
+        Ok(dead)
+    }
+
+    fn remove_dead(&self, dead: Vec<Segment>) -> Result<(), WalError> {
+        if dead.is_empty() {
+            return Ok(());
+        }
+        let io = &self.shared.options.io;
+        let result = dead
+            .iter()
+            .try_for_each(|s| {
+                io.remove_file(&s.path)
+                    .map_err(|e| WalError::io("remove", &s.path, e))
+            })
+            .and_then(|()| {
+                io.sync_dir(&self.shared.dir)
+                    .map_err(|e| WalError::io("sync_dir", &self.shared.dir, e))
+            });
+        result.map_err(|error| WalError::Poisoned {
+            cause: self.shared.poison(error),
+        })
+    }
+}
+
+/// Size of the frame at the start of `frames` (which the writer's own
+/// submitters encoded, so its header is valid).
+fn frame_size_at(frames: &[u8]) -> usize {
+    match record::decode_header(&frames[..RECORD_HEADER_SIZE_BYTES]) {
+        HeaderSlot::Valid(header) => header.frame_size(),
+        other => unreachable!("submitted frames are encoded by RecordBatch: {other:?}"),
+    }
+}
+
+/// Creates segment `index` durably: temporary name, zero-fill to
+/// `size_bytes`, `fdatasync`, rename, directory `fsync`.
+pub(super) fn prepare_segment(
+    io: &dyn Io,
+    dir: &Path,
+    index: u64,
+    size_bytes: u64,
+) -> Result<Arc<dyn File>, WalError> {
+    let temp = dir.join(segment::segment_temp_name(index));
+    let path = segment::segment_path(dir, index);
+    if io.exists(&temp).map_err(|e| WalError::io("stat", &temp, e))? {
+        io.remove_file(&temp)
+            .map_err(|e| WalError::io("remove", &temp, e))?;
+    }
+    let file = io
+        .open(&temp, OpenMode::CreateNew)
+        .map_err(|e| WalError::io("create", &temp, e))?;
+    let result = file
+        .preallocate(size_bytes)
+        .map_err(|e| WalError::io("preallocate", &temp, e))
+        .and_then(|()| {
+            file.sync_data()
+                .map_err(|e| WalError::io("sync_data", &temp, e))
+        })
+        .and_then(|()| {
+            io.rename(&temp, &path)
+                .map_err(|e| WalError::io("rename", &temp, e))
+        })
+        .and_then(|()| io.sync_dir(dir).map_err(|e| WalError::io("sync_dir", dir, e)));
+    if let Err(error) = result {
+        // Best effort: a leftover temporary file is removed at the next open.
+        let _ = io.remove_file(&temp);
+        return Err(error);
+    }
+    Ok(Arc::from(file))
+}
+
+/// The background thread that prepares the next segment.
+struct Preparer {
+    request_tx: Option<Sender<u64>>,
+    ready_rx: Receiver<(u64, Result<Arc<dyn File>, WalError>)>,
+    /// A finished preparation not yet taken.
+    ready: Option<(u64, Result<Arc<dyn File>, WalError>)>,
+    /// Index of a preparation under way.
+    outstanding: Option<u64>,
+    /// Index the next segment will get.
+    next_index: u64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Preparer {
+    fn spawn(shared: &Arc<Shared>) -> Result<Preparer, WalError> {
+        let (request_tx, request_rx) = crossbeam_channel::unbounded::<u64>();
+        let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
+        let io = Arc::clone(&shared.options.io);
+        let dir = shared.dir.clone();
+        let size_bytes = shared.options.segment_size_bytes;
+        let thread = std::thread::Builder::new()
+            .name("syncpay-wal-preparer".into())
+            .spawn(move || {
+                for index in request_rx {
+                    let result = prepare_segment(io.as_ref(), &dir, index, size_bytes);
+                    if ready_tx.send((index, result)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| WalError::io("spawn preparer thread", PathBuf::new(), e))?;
+        Ok(Preparer {
+            request_tx: Some(request_tx),
+            ready_rx,
+            ready: None,
+            outstanding: None,
+            next_index: 0,
+            thread: Some(thread),
+        })
+    }
+
+    fn next_index(&self) -> u64 {
+        match &self.ready {
+            Some((index, _)) => *index,
+            None => self.outstanding.unwrap_or(self.next_index),
+        }
+    }
+
+    fn request(&mut self, index: u64) {
+        self.next_index = index;
+        if self.ready.is_some() || self.outstanding.is_some() {
+            return;
+        }
+        if let Some(tx) = &self.request_tx
+            && tx.send(index).is_ok()
+        {
+            self.outstanding = Some(index);
+        }
+    }
+
+    /// Waits for an outstanding preparation to finish (without taking it).
+    fn wait_ready(&mut self) {
+        if self.ready.is_none()
+            && self.outstanding.is_some()
+            && let Ok(received) = self.ready_rx.recv()
+        {
+            self.outstanding = None;
+            self.ready = Some(received);
+        }
+    }
+
+    /// Waits for segment `index` to be prepared and takes it.
+    fn take(&mut self, index: u64) -> Result<Arc<dyn File>, WalError> {
+        if self.ready.is_none() {
+            if self.outstanding.is_none() {
+                self.request(index);
+            }
+            let received = self.ready_rx.recv().map_err(|_| {
+                WalError::io(
+                    "prepare segment",
+                    PathBuf::new(),
+                    std::io::Error::other("the segment preparer stopped"),
+                )
+            })?;
+            self.outstanding = None;
+            self.ready = Some(received);
+        }
+        let (ready_index, result) = self.ready.take().expect("filled above");
+        assert_eq!(ready_index, index, "segments are prepared in index order");
+        result
+    }
+}
+
+impl Drop for Preparer {
+    fn drop(&mut self) {
+        self.request_tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
