@@ -10,6 +10,8 @@
 
 pub mod clock;
 pub mod io;
+pub mod snapshot;
+pub mod store;
 pub mod wal;
 
 #[doc(hidden)]

@@ -533,7 +533,10 @@ impl Io for SimIo {
         }
         let dir = state.dir_mut(&from_dir)?;
         let ino = dir.visible.remove(&from_name).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("{} not found", from.display()))
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} not found", from.display()),
+            )
         })?;
         let replaced = dir.visible.insert(to_name.clone(), ino);
         dir.unsynced.push(DirOp::Rename(from_name, to_name));
@@ -549,7 +552,10 @@ impl Io for SimIo {
         let (dir_path, name) = split_path(path)?;
         let dir = state.dir_mut(&dir_path)?;
         let ino = dir.visible.remove(&name).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, format!("{} not found", path.display()))
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} not found", path.display()),
+            )
         })?;
         dir.unsynced.push(DirOp::Unlink(name));
         state.unlink_inode(ino);
@@ -585,10 +591,7 @@ impl SimState {
 
 impl SimFile {
     /// Runs `f` on this file's inode if the handle is still current.
-    fn with_inode<T>(
-        &self,
-        f: impl FnOnce(&mut SimState, u64) -> io::Result<T>,
-    ) -> io::Result<T> {
+    fn with_inode<T>(&self, f: impl FnOnce(&mut SimState, u64) -> io::Result<T>) -> io::Result<T> {
         let mut state = self.shared.lock();
         if state.generation != self.generation || !state.inodes.contains_key(&self.inode) {
             return Err(error_stale());
@@ -610,7 +613,10 @@ impl SimFile {
 
 fn inode(state: &mut SimState, ino: u64) -> &mut Inode {
     // with_inode checked that the inode exists.
-    state.inodes.get_mut(&ino).expect("inode checked by with_inode")
+    state
+        .inodes
+        .get_mut(&ino)
+        .expect("inode checked by with_inode")
 }
 
 impl File for SimFile {
@@ -618,7 +624,9 @@ impl File for SimFile {
         self.with_inode(|state, ino| {
             let contents = &inode(state, ino).visible;
             let start = offset as usize;
-            let end = start.checked_add(buf.len()).filter(|&e| e <= contents.len());
+            let end = start
+                .checked_add(buf.len())
+                .filter(|&e| e <= contents.len());
             let Some(end) = end else {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -781,8 +789,14 @@ mod tests {
             io.crash(CrashMode::TornWrite);
             let contents = io.read_file(&path("a")).unwrap();
             assert_eq!(contents.len(), 4096, "seed {seed}");
-            let kept = contents[100..2100].iter().take_while(|&&b| b == 0xAB).count();
-            assert!(contents[100 + kept..].iter().all(|&b| b == 0), "seed {seed}");
+            let kept = contents[100..2100]
+                .iter()
+                .take_while(|&&b| b == 0xAB)
+                .count();
+            assert!(
+                contents[100 + kept..].iter().all(|&b| b == 0),
+                "seed {seed}"
+            );
             assert!(
                 kept == 0 || kept == 2000 || (100 + kept) % 512 == 0,
                 "seed {seed}: kept {kept}"

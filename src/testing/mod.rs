@@ -35,3 +35,7 @@ pub fn cases(default: u64) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
 }
+
+mod journal;
+
+pub use journal::{Entry, Journal};

@@ -77,7 +77,7 @@ const _: () = assert!(
     RECORD_SIZE_MAX_BYTES_DEFAULT as u64 + 64 + 32 <= SEGMENT_SIZE_BYTES_DEFAULT,
     "a maximal record must fit in an empty default segment"
 );
-const _: () = assert!(SEGMENT_SIZE_BYTES_MIN % crate::io::SECTOR_SIZE_BYTES == 0);
+const _: () = assert!(SEGMENT_SIZE_BYTES_MIN.is_multiple_of(crate::io::SECTOR_SIZE_BYTES));
 
 /// Options of a [`Wal`].
 #[derive(Clone, Debug)]
@@ -116,7 +116,10 @@ impl WalOptions {
         if self.segment_size_bytes < SEGMENT_SIZE_BYTES_MIN {
             return invalid("segment_size_bytes is below the minimum of 4096");
         }
-        if self.segment_size_bytes % crate::io::SECTOR_SIZE_BYTES != 0 {
+        if !self
+            .segment_size_bytes
+            .is_multiple_of(crate::io::SECTOR_SIZE_BYTES)
+        {
             return invalid("segment_size_bytes must be a multiple of 512");
         }
         if self.record_size_max_bytes > u32::MAX as usize - 64 {
@@ -198,7 +201,7 @@ impl Shared {
 /// ```
 pub struct Wal {
     shared: Arc<Shared>,
-    writer: Option<JoinHandle<()>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
     _lock: Box<dyn File>,
 }
 
@@ -309,7 +312,7 @@ impl Wal {
         Ok((
             Wal {
                 shared,
-                writer: Some(writer),
+                writer: Mutex::new(Some(writer)),
                 _lock: lock,
             },
             report,
@@ -525,20 +528,22 @@ impl Wal {
             .sum()
     }
 
-    /// Stops the writer after everything submitted so far is durable.
-    /// Returns the poison cause if the log was poisoned.
-    pub fn close(mut self) -> Result<(), WalError> {
+    /// Stops the writer after everything submitted so far is durable;
+    /// later calls fail with [`WalError::Closed`]. Returns the poison cause
+    /// if the log was poisoned. Dropping the log does the same.
+    pub fn close(&self) -> Result<(), WalError> {
         self.shutdown();
         self.shared.check_poison()
     }
 
-    fn shutdown(&mut self) {
+    fn shutdown(&self) {
         let tx = self.shared.sequencer.lock().tx.take();
         if let Some(tx) = tx {
             // The writer drains everything queued before this message.
             let _ = tx.send(Request::Shutdown);
         }
-        if let Some(writer) = self.writer.take() {
+        let writer = self.writer.lock().take();
+        if let Some(writer) = writer {
             // A panicked writer has already failed its submissions (their
             // completion senders were dropped), so there is nothing to add.
             let _ = writer.join();

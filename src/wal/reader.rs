@@ -47,7 +47,9 @@ struct SegmentCursor {
 impl WalReader {
     pub(super) fn new(shared: Arc<Shared>, from_lsn: Lsn, to_lsn: Lsn) -> Result<Self, WalError> {
         let first_lsn = shared.first_lsn();
-        let next_lsn = shared.durable_next_lsn.load(std::sync::atomic::Ordering::SeqCst);
+        let next_lsn = shared
+            .durable_next_lsn
+            .load(std::sync::atomic::Ordering::SeqCst);
         if from_lsn < first_lsn || from_lsn > next_lsn {
             return Err(WalError::LsnOutOfRange {
                 lsn: from_lsn,
@@ -129,10 +131,7 @@ impl WalReader {
         let available = cursor.segment.size_bytes.saturating_sub(offset);
         let want = len.max(READ_CHUNK_BYTES).min(available as usize);
         if want < len {
-            return Err(corrupt(
-                cursor,
-                CorruptReason::Length { len: len as u64 },
-            ));
+            return Err(corrupt(cursor, CorruptReason::Length { len: len as u64 }));
         }
         if self.buffer.len() < want {
             self.buffer.resize(want, 0);

@@ -25,8 +25,8 @@ pub const RECORD_HEADER_SIZE_BYTES: usize = 32;
 /// Frames start and end at multiples of this.
 pub const RECORD_ALIGN_BYTES: usize = 32;
 
-const _: () = assert!(RECORD_HEADER_SIZE_BYTES % RECORD_ALIGN_BYTES == 0);
-const _: () = assert!(crate::io::SECTOR_SIZE_BYTES as usize % RECORD_ALIGN_BYTES == 0);
+const _: () = assert!(RECORD_HEADER_SIZE_BYTES.is_multiple_of(RECORD_ALIGN_BYTES));
+const _: () = assert!((crate::io::SECTOR_SIZE_BYTES as usize).is_multiple_of(RECORD_ALIGN_BYTES));
 
 /// A decoded, checksum-verified record header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +75,10 @@ pub const fn frame_size(payload_len: usize) -> usize {
 /// Appends a frame for `lsn` holding the concatenation of `parts` to `out`.
 /// `out.len()` must be a multiple of the frame alignment.
 pub fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, parts: &[&[u8]]) {
-    assert!(out.len() % RECORD_ALIGN_BYTES == 0, "frames must stay aligned");
+    assert!(
+        out.len().is_multiple_of(RECORD_ALIGN_BYTES),
+        "frames must stay aligned"
+    );
     let start = out.len();
     out.resize(start + RECORD_HEADER_SIZE_BYTES, 0);
     let mut hasher = crc32fast::Hasher::new();

@@ -89,6 +89,9 @@ pub struct Repair {
     pub segments_removed: usize,
 }
 
+/// A preallocated, never-used segment: its index and open file.
+pub(super) type Spare = (u64, Arc<dyn File>);
+
 /// The state the writer starts from.
 pub(super) struct Recovered {
     pub segments: Vec<Segment>,
@@ -96,7 +99,7 @@ pub(super) struct Recovered {
     /// Write position in the last live segment.
     pub active_offset: u64,
     /// A preallocated, never-used segment ready for use.
-    pub spare: Option<(u64, Arc<dyn File>)>,
+    pub spare: Option<Spare>,
     /// Index the next new segment gets (if there is no spare).
     pub next_index: u64,
     pub report: RecoveryReport,
@@ -275,7 +278,9 @@ fn classify(found: Vec<Found>) -> Result<Classified, Damage> {
                 unused.push(f);
                 continue;
             }
-            SegmentHeaderSlot::Invalid => return Err(header_damage(&f, CorruptReason::SegmentHeader)),
+            SegmentHeaderSlot::Invalid => {
+                return Err(header_damage(&f, CorruptReason::SegmentHeader));
+            }
             SegmentHeaderSlot::Valid(header) => header,
         };
         if let Some(first_unused) = unused.first() {
@@ -400,7 +405,10 @@ fn scan_segment(
             None => Ok(Ok(scanned)),
             Some(at) => {
                 let offset = position + at as u64;
-                Ok(Err(damage(position, CorruptReason::DataAfterEnd { offset })))
+                Ok(Err(damage(
+                    position,
+                    CorruptReason::DataAfterEnd { offset },
+                )))
             }
         },
         Stop::Bad(reason) => Ok(Err(damage(position, reason))),
@@ -514,7 +522,7 @@ fn settle_unused(
     options: &WalOptions,
     unused: Vec<Found>,
     report: &mut RecoveryReport,
-) -> Result<Result<Option<(u64, Arc<dyn File>)>, Damage>, WalError> {
+) -> Result<Result<Option<Spare>, Damage>, WalError> {
     let mut spare = None;
     let mut removed = false;
     for f in unused {
@@ -589,8 +597,6 @@ fn repair(dir: &Path, options: &WalOptions, damage: Damage) -> Result<Repair, Wa
         .collect();
     let max_index = indexes.iter().copied().max().unwrap_or(0);
     let mut segments_removed = 0;
-    // Set to the real end once recovery reruns on the repaired log.
-    let log_end_lsn;
     if damage.header {
         // Without a trustworthy header the segment's records cannot be
         // placed: drop it and everything after it.
@@ -602,7 +608,6 @@ fn repair(dir: &Path, options: &WalOptions, damage: Damage) -> Result<Repair, Wa
         }
         io.sync_dir(dir)
             .map_err(|e| WalError::io("sync_dir", dir, e))?;
-        log_end_lsn = 0;
     } else {
         // Everything after the damaged segment goes (later segments cannot
         // continue a log that ends here); then a superseding segment
@@ -631,13 +636,13 @@ fn repair(dir: &Path, options: &WalOptions, damage: Damage) -> Result<Repair, Wa
             .map_err(|e| WalError::io("write", &path, e))?;
         file.sync_data()
             .map_err(|e| WalError::io("sync_data", &path, e))?;
-        log_end_lsn = damage.expected_lsn;
     }
     Ok(Repair {
         path: damage.path,
         offset: damage.offset,
         reason: damage.reason,
-        log_end_lsn,
+        // Set to the real end once recovery reruns on the repaired log.
+        log_end_lsn: 0,
         segments_removed,
     })
 }

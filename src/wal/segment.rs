@@ -34,7 +34,7 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"SYNCPAYW";
 /// The segment format this code writes and reads.
 pub const SEGMENT_FORMAT_VERSION: u32 = 1;
 
-const _: () = assert!(SEGMENT_HEADER_SIZE_BYTES % super::record::RECORD_ALIGN_BYTES == 0);
+const _: () = assert!(SEGMENT_HEADER_SIZE_BYTES.is_multiple_of(super::record::RECORD_ALIGN_BYTES));
 
 /// A decoded segment header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +69,10 @@ impl SegmentHeader {
         bytes[32..40].copy_from_slice(&self.segment_size_bytes.to_le_bytes());
         let crc = header_crc(&bytes);
         bytes[12..16].copy_from_slice(&crc.to_le_bytes());
-        debug_assert_eq!(decode_segment_header(&bytes), SegmentHeaderSlot::Valid(*self));
+        debug_assert_eq!(
+            decode_segment_header(&bytes),
+            SegmentHeaderSlot::Valid(*self)
+        );
         bytes
     }
 }
@@ -193,14 +196,24 @@ mod tests {
             segment_size_bytes: 1 << 20,
         };
         let bytes = header.encode();
-        assert_eq!(decode_segment_header(&bytes), SegmentHeaderSlot::Valid(header));
+        assert_eq!(
+            decode_segment_header(&bytes),
+            SegmentHeaderSlot::Valid(header)
+        );
         for bit in 0..SEGMENT_HEADER_SIZE_BYTES * 8 {
             let mut copy = bytes;
             copy[bit / 8] ^= 1 << (bit % 8);
-            assert_eq!(decode_segment_header(&copy), SegmentHeaderSlot::Invalid, "bit {bit}");
+            assert_eq!(
+                decode_segment_header(&copy),
+                SegmentHeaderSlot::Invalid,
+                "bit {bit}"
+            );
         }
         assert_eq!(decode_segment_header(&[0; 64]), SegmentHeaderSlot::Zero);
-        assert_eq!(parse_entry_name(&segment_file_name(7)), EntryKind::Segment(7));
+        assert_eq!(
+            parse_entry_name(&segment_file_name(7)),
+            EntryKind::Segment(7)
+        );
         assert_eq!(parse_entry_name(&segment_temp_name(9)), EntryKind::Temp(9));
         assert_eq!(parse_entry_name("LOCK"), EntryKind::Other);
         assert_eq!(parse_entry_name("12.wal"), EntryKind::Other);

@@ -97,7 +97,13 @@ fn oversized_record_is_refused() {
     let io = SimIo::new(3);
     let (wal, _) = Wal::open(&dir(), sim_options(&io, 8192)).unwrap();
     let error = wal.append(&vec![0u8; 1025]).unwrap_err();
-    assert!(matches!(error, WalError::RecordTooLarge { len: 1025, max: 1024 }));
+    assert!(matches!(
+        error,
+        WalError::RecordTooLarge {
+            len: 1025,
+            max: 1024
+        }
+    ));
     assert_eq!(wal.append(b"ok").unwrap(), 1);
 }
 
@@ -140,7 +146,12 @@ fn concurrent_appenders_share_group_commits() {
         .collect();
     acked.sort();
     assert_eq!(acked.len(), 1600);
-    assert!(acked.iter().enumerate().all(|(i, (lsn, _))| *lsn == i as u64 + 1));
+    assert!(
+        acked
+            .iter()
+            .enumerate()
+            .all(|(i, (lsn, _))| *lsn == i as u64 + 1)
+    );
     assert_eq!(read_all(&wal), acked);
     // Async submissions queued behind a sync must share it.
     let handles: Vec<_> = (0..500u64)
@@ -150,7 +161,10 @@ fn concurrent_appenders_share_group_commits() {
         handle.wait().unwrap();
     }
     let syncs = io.stats().syncs - syncs_before;
-    assert!(syncs < 2100, "{syncs} syncs for 2100 appends: no group commit");
+    assert!(
+        syncs < 2100,
+        "{syncs} syncs for 2100 appends: no group commit"
+    );
 }
 
 // Goal: a completion callback fires exactly once with the submitted LSNs.
@@ -281,12 +295,27 @@ impl Model {
     /// Checks a recovered log: a contiguous run of what was written, ending
     /// at or after the acknowledged end and starting at or before the floor.
     fn check(&self, records: &[(Lsn, Vec<u8>)], first: Lsn, next: Lsn, context: &str) {
-        assert!(next >= self.acked_end, "{context}: lost acknowledged records: next {next} < {}", self.acked_end);
-        assert!(next as usize <= self.written.len() + 1, "{context}: invented records");
-        assert!(first <= self.prefix_floor.max(1), "{context}: first {first} > floor {}", self.prefix_floor);
+        assert!(
+            next >= self.acked_end,
+            "{context}: lost acknowledged records: next {next} < {}",
+            self.acked_end
+        );
+        assert!(
+            next as usize <= self.written.len() + 1,
+            "{context}: invented records"
+        );
+        assert!(
+            first <= self.prefix_floor.max(1),
+            "{context}: first {first} > floor {}",
+            self.prefix_floor
+        );
         assert_eq!(records.len() as u64, next - first, "{context}");
         for (lsn, bytes) in records {
-            assert_eq!(bytes, &self.written[*lsn as usize - 1], "{context}: wrong data at lsn {lsn}");
+            assert_eq!(
+                bytes,
+                &self.written[*lsn as usize - 1],
+                "{context}: wrong data at lsn {lsn}"
+            );
         }
     }
 }
@@ -370,8 +399,10 @@ fn run_power_cut_case(seed: u64) {
     let mut rng = SplitMix64::new(seed);
     let io = SimIo::new(seed);
     let options = sim_options(&io, [4096, 8192, 16384][rng.below(3) as usize]);
-    let mut model = Model::default();
-    model.acked_end = 1;
+    let mut model = Model {
+        acked_end: 1,
+        ..Model::default()
+    };
     let mut wal = reopen_and_check(&io, &options, &mut model, &format!("seed {seed} initial"));
     for cycle in 0..4 {
         let context = format!("SEED={seed} cycle {cycle}");
@@ -382,8 +413,11 @@ fn run_power_cut_case(seed: u64) {
             }
         }
         drop(wal);
-        let mode = [CrashMode::PowerLoss, CrashMode::TornWrite, CrashMode::ProcessKill]
-            [rng.below(3) as usize];
+        let mode = [
+            CrashMode::PowerLoss,
+            CrashMode::TornWrite,
+            CrashMode::ProcessKill,
+        ][rng.below(3) as usize];
         io.crash(mode);
         wal = reopen_and_check(&io, &options, &mut model, &format!("{context} {mode:?}"));
     }
@@ -442,7 +476,10 @@ fn bit_flips_are_detected_never_returned() {
             Err(WalError::Corrupt { .. }) => {}
             Err(other) => panic!("SEED={seed}: unexpected error {other}"),
             Ok((wal, _)) => {
-                assert!(!in_live_data, "SEED={seed}: flip at {offset} of {file:?} not detected");
+                assert!(
+                    !in_live_data,
+                    "SEED={seed}: flip at {offset} of {file:?} not detected"
+                );
                 assert_eq!(read_all(&wal), model, "SEED={seed}");
             }
         }
@@ -459,7 +496,10 @@ fn reader_detects_rot_after_open() {
     }
     let (path, _) = live_extents(&wal)[0].clone();
     assert!(io.flip_bit(&path, 64 + 32 + 10, 3));
-    let error = wal.iter(1).find_map(|r| r.err()).expect("rot must be reported");
+    let error = wal
+        .iter(1)
+        .find_map(|r| r.err())
+        .expect("rot must be reported");
     assert!(matches!(error, WalError::Corrupt { .. }), "{error}");
 }
 
@@ -565,5 +605,9 @@ fn real_io_round_trip() {
     let records = read_all(&wal);
     assert_eq!(records.len(), 1000);
     assert_eq!(records[999].1, 999u64.to_le_bytes());
-    assert!(crate::io::RealIo.exists(&path.join(LOCK_FILE_NAME)).unwrap());
+    assert!(
+        crate::io::RealIo
+            .exists(&path.join(LOCK_FILE_NAME))
+            .unwrap()
+    );
 }

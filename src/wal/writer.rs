@@ -282,7 +282,10 @@ impl Writer {
 
     /// Makes the active segment's durable end visible to readers.
     fn publish(&self, new_segment: bool, sparse: Vec<(Lsn, u64)>) {
-        let active = self.active.as_ref().expect("publish needs an active segment");
+        let active = self
+            .active
+            .as_ref()
+            .expect("publish needs an active segment");
         {
             let mut segments = self.shared.segments.write();
             if new_segment {
@@ -438,7 +441,10 @@ pub(super) fn prepare_segment(
 ) -> Result<Arc<dyn File>, WalError> {
     let temp = dir.join(segment::segment_temp_name(index));
     let path = segment::segment_path(dir, index);
-    if io.exists(&temp).map_err(|e| WalError::io("stat", &temp, e))? {
+    if io
+        .exists(&temp)
+        .map_err(|e| WalError::io("stat", &temp, e))?
+    {
         io.remove_file(&temp)
             .map_err(|e| WalError::io("remove", &temp, e))?;
     }
@@ -456,7 +462,10 @@ pub(super) fn prepare_segment(
             io.rename(&temp, &path)
                 .map_err(|e| WalError::io("rename", &temp, e))
         })
-        .and_then(|()| io.sync_dir(dir).map_err(|e| WalError::io("sync_dir", dir, e)));
+        .and_then(|()| {
+            io.sync_dir(dir)
+                .map_err(|e| WalError::io("sync_dir", dir, e))
+        });
     if let Err(error) = result {
         // Best effort: a leftover temporary file is removed at the next open.
         let _ = io.remove_file(&temp);
@@ -465,12 +474,15 @@ pub(super) fn prepare_segment(
     Ok(Arc::from(file))
 }
 
+/// A prepared segment (or why preparing it failed), by index.
+type Prepared = (u64, Result<Arc<dyn File>, WalError>);
+
 /// The background thread that prepares the next segment.
 struct Preparer {
     request_tx: Option<Sender<u64>>,
-    ready_rx: Receiver<(u64, Result<Arc<dyn File>, WalError>)>,
+    ready_rx: Receiver<Prepared>,
     /// A finished preparation not yet taken.
-    ready: Option<(u64, Result<Arc<dyn File>, WalError>)>,
+    ready: Option<Prepared>,
     /// Index of a preparation under way.
     outstanding: Option<u64>,
     /// Index the next segment will get.

@@ -1,0 +1,576 @@
+//! The durable state-machine host: log a command, make it durable, apply it;
+//! checkpoint to a snapshot; recover by snapshot plus log replay.
+//!
+//! A [`StateMachine`] is deterministic: the same state, command and
+//! [`ApplyContext`] always give the same new state and output. The log holds
+//! commands (with the timestamp the store assigned), never results, so
+//! recovery is "newest valid snapshot, then replay the log after it", and a
+//! replay gives byte-identical state.
+//!
+//! Invariants:
+//! - a command is applied only after its log record is durable, so no reply
+//!   and no read ever exposes state that a crash could lose;
+//! - commands are applied in LSN order, on the log's writer thread, exactly
+//!   once per process lifetime;
+//! - timestamps are assigned in LSN order as `max(now, last + n)` (for a
+//!   command needing `n` of them) and logged, so they are unique, strictly
+//!   increasing, and identical on replay and across restarts;
+//! - the log is truncated only behind the older of the two retained
+//!   snapshots, so if the newest snapshot is damaged, the older one plus a
+//!   longer replay still recovers everything.
+
+mod recovery;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use parking_lot::{Mutex, RwLock};
+
+use crate::clock::{Clock, SystemClock};
+use crate::io::{File, OpenMode};
+use crate::snapshot::{SnapshotDir, SnapshotError};
+use crate::wal::{Lsn, Wal, WalError, WalOptions};
+
+pub use recovery::StoreRecovery;
+
+/// Default amount of log written between automatic checkpoints.
+pub const CHECKPOINT_INTERVAL_BYTES_DEFAULT: u64 = 1 << 30;
+/// Bytes of the store's prefix on every log record: the timestamp.
+pub const RECORD_PREFIX_BYTES: usize = 8;
+/// Version of the store's envelope around a state machine's snapshot.
+pub const STORE_SNAPSHOT_VERSION: u32 = 1;
+/// Size of that envelope: version u32, reserved u32, last timestamp u64.
+pub const STORE_SNAPSHOT_ENVELOPE_BYTES: usize = 16;
+
+/// A command or snapshot that cannot be decoded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot decode {what}: {reason}")]
+pub struct DecodeError {
+    /// What was being decoded.
+    pub what: &'static str,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// What the store tells a state machine about a command it applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApplyContext {
+    /// The command's LSN.
+    pub lsn: Lsn,
+    /// The last of the `n` consecutive timestamps assigned to the command
+    /// (the command owns `timestamp - n + 1 ..= timestamp`).
+    pub timestamp: u64,
+}
+
+/// A deterministic state machine the store makes durable.
+pub trait StateMachine: Send + Sync + Sized + 'static {
+    /// What `apply` takes.
+    type Command: Send + 'static;
+    /// What `apply` returns.
+    type Output: Send + 'static;
+    /// A consistent image of the state, taken quickly under a read lock and
+    /// written out without one.
+    type Image: Send + 'static;
+
+    /// The empty state.
+    fn initial() -> Self;
+    /// Appends the log encoding of `command` to `out`.
+    fn encode_command(command: &Self::Command, out: &mut Vec<u8>);
+    /// Decodes what `encode_command` wrote. Never panics.
+    fn decode_command(bytes: &[u8]) -> Result<Self::Command, DecodeError>;
+    /// How many consecutive timestamps `command` consumes (at least 1).
+    fn timestamps_needed(command: &Self::Command) -> u64 {
+        let _ = command;
+        1
+    }
+    /// Applies a durable command. Must be deterministic.
+    fn apply(&mut self, command: Self::Command, context: ApplyContext) -> Self::Output;
+    /// Takes a consistent image of the state.
+    fn image(&self) -> Self::Image;
+    /// Writes an image as snapshot bytes.
+    fn write_image(image: &Self::Image, out: &mut dyn Write) -> std::io::Result<()>;
+    /// Rebuilds the state from snapshot bytes. Never panics.
+    fn restore(bytes: &[u8]) -> Result<Self, DecodeError>;
+}
+
+/// An error of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The log failed.
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    /// A snapshot failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A file operation outside the log and snapshots failed.
+    #[error("store {op} failed on {path}: {source}")]
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another instance has the directory open.
+    #[error("store directory is locked by another instance: {path}")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The log starts after the newest usable snapshot ends: records between
+    /// them are missing (both snapshots damaged, or files deleted).
+    #[error("log starts at lsn {log_first_lsn} but the usable snapshot ends at lsn {snapshot_lsn}")]
+    LogGap {
+        /// LSN of the snapshot recovery would start from (0: none).
+        snapshot_lsn: Lsn,
+        /// First LSN in the log.
+        log_first_lsn: Lsn,
+    },
+    /// A snapshot covers records the log does not have.
+    #[error("snapshot covers lsn {snapshot_lsn} but the log ends before lsn {log_next_lsn}")]
+    LogBehindSnapshot {
+        /// LSN of the snapshot.
+        snapshot_lsn: Lsn,
+        /// One past the last LSN in the log.
+        log_next_lsn: Lsn,
+    },
+    /// A durable log record or snapshot cannot be decoded.
+    #[error("cannot decode lsn {lsn}: {source}")]
+    Decode {
+        /// The record's LSN (or the snapshot's).
+        lsn: Lsn,
+        /// What is wrong.
+        #[source]
+        source: DecodeError,
+    },
+    /// Logged timestamps do not increase: the log is not one this store wrote.
+    #[error("timestamp {timestamp} at lsn {lsn} does not exceed the previous {previous}")]
+    Timestamp {
+        /// The record.
+        lsn: Lsn,
+        /// Its timestamp.
+        timestamp: u64,
+        /// The previous one.
+        previous: u64,
+    },
+    /// An earlier failure (of a checkpoint) poisoned the store.
+    #[error("store is poisoned by an earlier failure: {cause}")]
+    Poisoned {
+        /// The failure.
+        cause: Arc<StoreError>,
+    },
+    /// The store is closed.
+    #[error("store is closed")]
+    Closed,
+}
+
+impl StoreError {
+    /// True if this error comes from a full disk (`ENOSPC`).
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StoreError::Wal(error) => error.is_no_space(),
+            StoreError::Snapshot(SnapshotError::Io { source, .. }) => {
+                crate::io::is_no_space(source)
+            }
+            StoreError::Io { source, .. } => crate::io::is_no_space(source),
+            StoreError::Poisoned { cause } => cause.is_no_space(),
+            _ => false,
+        }
+    }
+}
+
+/// Options of a [`Store`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Options of the log (segment size, io, repair).
+    pub wal: WalOptions,
+    /// Log bytes between automatic checkpoints; 0 disables them.
+    pub checkpoint_interval_bytes: u64,
+    /// Where timestamps come from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            wal: WalOptions::default(),
+            checkpoint_interval_bytes: CHECKPOINT_INTERVAL_BYTES_DEFAULT,
+            clock: SystemClock::shared(),
+        }
+    }
+}
+
+/// What `checkpoint` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// LSN the snapshot covers (0: nothing applied yet, nothing written).
+    pub lsn: Lsn,
+    /// Payload bytes written (0 if the snapshot already existed).
+    pub bytes: u64,
+    /// Log segments deleted behind the older retained snapshot.
+    pub segments_removed: usize,
+}
+
+/// The applied state and where it stands.
+pub(crate) struct Applied<M> {
+    pub machine: M,
+    pub applied_lsn: Lsn,
+    pub last_timestamp: u64,
+}
+
+/// Everything the store's threads share.
+struct Core<M: StateMachine> {
+    wal: Wal,
+    state: Arc<RwLock<Applied<M>>>,
+    /// Last timestamp handed out, in log order.
+    sequencer: Mutex<u64>,
+    snapshots: SnapshotDir,
+    clock: Arc<dyn Clock>,
+    checkpoint: Mutex<CheckpointState>,
+    log_bytes_since_checkpoint: Arc<AtomicU64>,
+    checkpoint_interval_bytes: u64,
+    poison: Mutex<Option<Arc<StoreError>>>,
+    poisoned: AtomicBool,
+}
+
+/// The newest known-good snapshot (verified at open or written by us).
+struct CheckpointState {
+    newest_good_lsn: Option<Lsn>,
+}
+
+/// A state machine made durable by a log and snapshots.
+///
+/// ```
+/// use syncpay::store::{ApplyContext, DecodeError, StateMachine, Store, StoreOptions};
+///
+/// /// A counter: the simplest deterministic state machine.
+/// struct Counter(u64);
+///
+/// impl StateMachine for Counter {
+///     type Command = u64;
+///     type Output = u64;
+///     type Image = u64;
+///     fn initial() -> Self { Counter(0) }
+///     fn encode_command(c: &u64, out: &mut Vec<u8>) { out.extend_from_slice(&c.to_le_bytes()) }
+///     fn decode_command(b: &[u8]) -> Result<u64, DecodeError> {
+///         let bytes = b.try_into().map_err(|_| DecodeError { what: "add", reason: "length" })?;
+///         Ok(u64::from_le_bytes(bytes))
+///     }
+///     fn apply(&mut self, c: u64, _: ApplyContext) -> u64 { self.0 += c; self.0 }
+///     fn image(&self) -> u64 { self.0 }
+///     fn write_image(i: &u64, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+///         out.write_all(&i.to_le_bytes())
+///     }
+///     fn restore(b: &[u8]) -> Result<Self, DecodeError> {
+///         Ok(Counter(Self::decode_command(b)?))
+///     }
+/// }
+///
+/// let dir = tempfile::tempdir()?;
+/// let (store, _) = Store::<Counter>::open(dir.path(), StoreOptions::default())?;
+/// assert_eq!(store.execute(5)?, 5); // durable when this returns
+/// store.checkpoint()?;
+/// assert_eq!(store.execute(2)?, 7);
+/// drop(store);
+/// let (store, _) = Store::<Counter>::open(dir.path(), StoreOptions::default())?;
+/// assert_eq!(store.read(|c| c.0), 7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Store<M: StateMachine> {
+    core: Arc<Core<M>>,
+    checkpointer: Option<Checkpointer>,
+    _lock: Box<dyn File>,
+}
+
+struct Checkpointer {
+    wake: Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl<M: StateMachine> std::fmt::Debug for Store<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("wal", &self.core.wal)
+            .field("applied_lsn", &self.applied_lsn())
+            .finish()
+    }
+}
+
+/// Name of the store's lock file.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+/// Subdirectory holding the log.
+pub const WAL_DIR_NAME: &str = "wal";
+/// Subdirectory holding the snapshots.
+pub const SNAPSHOT_DIR_NAME: &str = "snapshots";
+
+impl<M: StateMachine> Store<M> {
+    /// Opens (creating if needed) the store in `dir`: newest valid snapshot,
+    /// then replay of the log after it.
+    pub fn open(
+        dir: &Path,
+        options: StoreOptions,
+    ) -> Result<(Store<M>, StoreRecovery), StoreError> {
+        let lock = recovery::lock_dir(options.wal.io.as_ref(), dir)?;
+        let recovered = recovery::recover::<M>(dir, &options)?;
+        let core = Arc::new(Core {
+            wal: recovered.wal,
+            sequencer: Mutex::new(recovered.applied.last_timestamp),
+            state: Arc::new(RwLock::new(recovered.applied)),
+            snapshots: recovered.snapshots,
+            clock: options.clock,
+            checkpoint: Mutex::new(CheckpointState {
+                newest_good_lsn: recovered.report.snapshot_lsn,
+            }),
+            log_bytes_since_checkpoint: Arc::new(AtomicU64::new(recovered.report.replayed_bytes)),
+            checkpoint_interval_bytes: options.checkpoint_interval_bytes,
+            poison: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+        });
+        let checkpointer = if options.checkpoint_interval_bytes > 0 {
+            Some(Checkpointer::spawn(Arc::clone(&core))?)
+        } else {
+            None
+        };
+        let store = Store {
+            core,
+            checkpointer,
+            _lock: lock,
+        };
+        Ok((store, recovered.report))
+    }
+
+    /// Logs `command` durably, applies it, and returns its output. Concurrent
+    /// callers share group commits.
+    pub fn execute(&self, command: M::Command) -> Result<M::Output, StoreError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.submit(command, move |result| {
+            let _ = tx.send(result);
+        })?;
+        rx.recv().unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Logs `command` without waiting; `on_done` gets the output (on the
+    /// log's writer thread) once it is durable and applied. If this returns
+    /// `Err`, `on_done` is never called.
+    pub fn submit<F>(&self, command: M::Command, on_done: F) -> Result<Lsn, StoreError>
+    where
+        F: FnOnce(Result<M::Output, StoreError>) + Send + 'static,
+    {
+        self.core.check_poison()?;
+        let mut bytes = Vec::new();
+        M::encode_command(&command, &mut bytes);
+        let needed = M::timestamps_needed(&command).max(1);
+        let record_bytes = (bytes.len() + RECORD_PREFIX_BYTES) as u64;
+        let state = Arc::clone(&self.core.state);
+        let core = &self.core;
+        let lsns = core.wal.submit_with(|batch| {
+            let mut last = core.sequencer.lock();
+            let timestamp = core.clock.realtime_ns().max(last.saturating_add(needed));
+            if batch
+                .push_parts(&[&timestamp.to_le_bytes(), &bytes])
+                .is_ok()
+            {
+                *last = timestamp;
+            }
+            Box::new(move |result| {
+                let output = result.map_err(StoreError::from).map(|lsns| {
+                    let mut applied = state.write();
+                    let context = ApplyContext {
+                        lsn: lsns.start,
+                        timestamp,
+                    };
+                    let output = applied.machine.apply(command, context);
+                    applied.applied_lsn = lsns.start;
+                    applied.last_timestamp = timestamp;
+                    output
+                });
+                on_done(output);
+            })
+        })?;
+        self.core
+            .note_log_bytes(record_bytes, self.checkpointer.as_ref());
+        Ok(lsns.start)
+    }
+
+    /// Runs `f` on the current state (everything in it is durable).
+    pub fn read<R>(&self, f: impl FnOnce(&M) -> R) -> R {
+        f(&self.core.state.read().machine)
+    }
+
+    /// The LSN of the last applied command.
+    pub fn applied_lsn(&self) -> Lsn {
+        self.core.state.read().applied_lsn
+    }
+
+    /// Writes a snapshot of the current state and truncates the log behind
+    /// the older retained snapshot.
+    pub fn checkpoint(&self) -> Result<CheckpointInfo, StoreError> {
+        self.core.check_poison()?;
+        self.core.checkpoint()
+    }
+
+    /// The log (for inspection: sizes, LSNs).
+    pub fn wal(&self) -> &Wal {
+        &self.core.wal
+    }
+
+    /// Stops background work and the log after everything submitted is
+    /// durable and applied. Returns the poison cause, if any. Dropping the
+    /// store does the same without reporting.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.stop_checkpointer();
+        let wal = self.core.wal.close();
+        self.core.check_poison()?;
+        Ok(wal?)
+    }
+
+    fn stop_checkpointer(&mut self) {
+        if let Some(checkpointer) = self.checkpointer.take() {
+            drop(checkpointer.wake);
+            let _ = checkpointer.thread.join();
+        }
+    }
+}
+
+impl<M: StateMachine> Drop for Store<M> {
+    fn drop(&mut self) {
+        // The checkpointer holds the core; stop it first so that dropping
+        // the core stops the log writer after it drains.
+        self.stop_checkpointer();
+    }
+}
+
+impl<M: StateMachine> Core<M> {
+    fn check_poison(&self) -> Result<(), StoreError> {
+        if self.poisoned.load(Ordering::SeqCst)
+            && let Some(cause) = self.poison.lock().clone()
+        {
+            return Err(StoreError::Poisoned { cause });
+        }
+        Ok(())
+    }
+
+    fn poison(&self, error: StoreError) -> StoreError {
+        let mut poison = self.poison.lock();
+        let cause = Arc::clone(poison.get_or_insert_with(|| Arc::new(error)));
+        self.poisoned.store(true, Ordering::SeqCst);
+        StoreError::Poisoned { cause }
+    }
+
+    fn note_log_bytes(&self, bytes: u64, checkpointer: Option<&Checkpointer>) {
+        let total = self
+            .log_bytes_since_checkpoint
+            .fetch_add(bytes, Ordering::Relaxed)
+            + bytes;
+        if let Some(checkpointer) = checkpointer
+            && total >= self.checkpoint_interval_bytes
+        {
+            // A full channel means a checkpoint is already requested.
+            let _ = checkpointer.wake.try_send(());
+        }
+    }
+
+    fn checkpoint(&self) -> Result<CheckpointInfo, StoreError> {
+        let mut checkpoint = self.checkpoint.lock();
+        let (lsn, last_timestamp, image) = {
+            let applied = self.state.read();
+            (
+                applied.applied_lsn,
+                applied.last_timestamp,
+                applied.machine.image(),
+            )
+        };
+        let logged_since = self.log_bytes_since_checkpoint.load(Ordering::Relaxed);
+        if lsn == 0 || checkpoint.newest_good_lsn == Some(lsn) {
+            return Ok(CheckpointInfo {
+                lsn,
+                bytes: 0,
+                segments_removed: 0,
+            });
+        }
+        let written = self.snapshots.write(lsn, |out| {
+            out.write_all(&STORE_SNAPSHOT_VERSION.to_le_bytes())?;
+            out.write_all(&0u32.to_le_bytes())?;
+            out.write_all(&last_timestamp.to_le_bytes())?;
+            M::write_image(&image, out)
+        });
+        let bytes = written.map_err(|e| self.poison(e.into()))?;
+        let previous = checkpoint.newest_good_lsn.replace(lsn);
+        let keep: Vec<Lsn> = std::iter::once(lsn).chain(previous).collect();
+        self.snapshots
+            .retain(&keep)
+            .map_err(|e| self.poison(e.into()))?;
+        let segments_removed = match previous {
+            Some(older) => self.wal.truncate_prefix(older + 1)?,
+            None => 0,
+        };
+        self.log_bytes_since_checkpoint
+            .fetch_sub(logged_since, Ordering::Relaxed);
+        Ok(CheckpointInfo {
+            lsn,
+            bytes,
+            segments_removed,
+        })
+    }
+}
+
+impl Checkpointer {
+    fn spawn<M: StateMachine>(core: Arc<Core<M>>) -> Result<Checkpointer, StoreError> {
+        let (wake, wakeups) = crossbeam_channel::bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("syncpay-checkpointer".into())
+            .spawn(move || {
+                for () in wakeups {
+                    if core.check_poison().is_err() || core.wal.is_poisoned() {
+                        return;
+                    }
+                    // A failure poisons the core; execute reports it.
+                    let _ = core.checkpoint();
+                }
+            })
+            .map_err(|source| StoreError::Io {
+                op: "spawn checkpointer thread",
+                path: PathBuf::new(),
+                source,
+            })?;
+        Ok(Checkpointer { wake, thread })
+    }
+}
+
+/// Opens `path` for locking, creating it if needed.
+pub(crate) fn open_lock_file(
+    io: &dyn crate::io::Io,
+    dir: &Path,
+) -> Result<Box<dyn File>, StoreError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let io_error = |op, source| StoreError::Io {
+        op,
+        path: path.clone(),
+        source,
+    };
+    let file = match io.open(&path, OpenMode::CreateNew) {
+        Ok(file) => {
+            io.sync_dir(dir).map_err(|e| io_error("sync_dir", e))?;
+            file
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => io
+            .open(&path, OpenMode::ReadWrite)
+            .map_err(|e| io_error("open", e))?,
+        Err(e) => return Err(io_error("open", e)),
+    };
+    match file.try_lock_exclusive() {
+        Ok(()) => Ok(file),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(StoreError::Locked { path }),
+        Err(e) => Err(io_error("lock", e)),
+    }
+}

@@ -1,0 +1,179 @@
+//! Opening a store: lock, newest valid snapshot, log replay.
+//!
+//! Snapshots are tried newest first. One that fails verification (or whose
+//! payload the state machine cannot decode) is skipped and reported, and
+//! recovery falls back to the next older one, replaying more log. The log
+//! must then still reach back to the chosen snapshot: if it does not (both
+//! retained snapshots damaged after the log was truncated), open fails with
+//! [`StoreError::LogGap`] rather than start from a state with holes.
+
+use std::path::Path;
+
+use super::{
+    Applied, DecodeError, RECORD_PREFIX_BYTES, SNAPSHOT_DIR_NAME, STORE_SNAPSHOT_ENVELOPE_BYTES,
+    STORE_SNAPSHOT_VERSION, StateMachine, StoreError, StoreOptions, WAL_DIR_NAME,
+};
+use crate::io::{File, Io};
+use crate::snapshot::{SnapshotDir, SnapshotError};
+use crate::store::ApplyContext;
+use crate::wal::{Lsn, RecoveryReport, Wal};
+
+/// What opening a store found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreRecovery {
+    /// What the log's recovery found.
+    pub wal: RecoveryReport,
+    /// The snapshot recovery started from, if any.
+    pub snapshot_lsn: Option<Lsn>,
+    /// Snapshots skipped because they failed verification or decoding,
+    /// with the reason.
+    pub snapshots_skipped: Vec<(Lsn, String)>,
+    /// Log records replayed on top of the snapshot.
+    pub replayed_records: u64,
+    /// Bytes of those records.
+    pub replayed_bytes: u64,
+}
+
+pub(super) struct Recovered<M> {
+    pub wal: Wal,
+    pub snapshots: SnapshotDir,
+    pub applied: Applied<M>,
+    pub report: StoreRecovery,
+}
+
+pub(super) fn lock_dir(io: &dyn Io, dir: &Path) -> Result<Box<dyn File>, StoreError> {
+    io.create_dir_all(dir).map_err(|source| StoreError::Io {
+        op: "create_dir",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let parent = crate::io::parent_dir(dir);
+    io.sync_dir(&parent).map_err(|source| StoreError::Io {
+        op: "sync_dir",
+        path: parent,
+        source,
+    })?;
+    super::open_lock_file(io, dir)
+}
+
+pub(super) fn recover<M: StateMachine>(
+    dir: &Path,
+    options: &StoreOptions,
+) -> Result<Recovered<M>, StoreError> {
+    let snapshots = SnapshotDir::open(&dir.join(SNAPSHOT_DIR_NAME), options.wal.io.clone())?;
+    let (wal, wal_report) = Wal::open(&dir.join(WAL_DIR_NAME), options.wal.clone())?;
+    let mut report = StoreRecovery {
+        wal: wal_report,
+        ..StoreRecovery::default()
+    };
+    let mut applied = restore_newest::<M>(&snapshots, &wal, &mut report)?;
+    let base_lsn = applied.applied_lsn;
+    if wal.first_lsn() > base_lsn + 1 {
+        return Err(StoreError::LogGap {
+            snapshot_lsn: base_lsn,
+            log_first_lsn: wal.first_lsn(),
+        });
+    }
+    replay(&wal, &mut applied, &mut report)?;
+    Ok(Recovered {
+        wal,
+        snapshots,
+        applied,
+        report,
+    })
+}
+
+/// Restores the newest snapshot that verifies and decodes, or the initial
+/// state if there is none.
+fn restore_newest<M: StateMachine>(
+    snapshots: &SnapshotDir,
+    wal: &Wal,
+    report: &mut StoreRecovery,
+) -> Result<Applied<M>, StoreError> {
+    for lsn in snapshots.list()? {
+        if lsn >= wal.next_lsn() {
+            return Err(StoreError::LogBehindSnapshot {
+                snapshot_lsn: lsn,
+                log_next_lsn: wal.next_lsn(),
+            });
+        }
+        let snapshot = match snapshots.load(lsn) {
+            Ok(snapshot) => snapshot,
+            Err(SnapshotError::Corrupt { reason, .. }) => {
+                report.snapshots_skipped.push((lsn, reason.to_string()));
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        match decode_snapshot::<M>(snapshot.payload()) {
+            Ok((machine, last_timestamp)) => {
+                report.snapshot_lsn = Some(lsn);
+                return Ok(Applied {
+                    machine,
+                    applied_lsn: lsn,
+                    last_timestamp,
+                });
+            }
+            Err(error) => report.snapshots_skipped.push((lsn, error.to_string())),
+        }
+    }
+    Ok(Applied {
+        machine: M::initial(),
+        applied_lsn: 0,
+        last_timestamp: 0,
+    })
+}
+
+fn decode_snapshot<M: StateMachine>(payload: &[u8]) -> Result<(M, u64), DecodeError> {
+    let error = |reason| DecodeError {
+        what: "store snapshot",
+        reason,
+    };
+    let envelope = payload
+        .get(..STORE_SNAPSHOT_ENVELOPE_BYTES)
+        .ok_or(error("shorter than its envelope"))?;
+    let version = u32::from_le_bytes(envelope[0..4].try_into().expect("4 bytes"));
+    if version != STORE_SNAPSHOT_VERSION {
+        return Err(error("unknown version"));
+    }
+    let last_timestamp = u64::from_le_bytes(envelope[8..16].try_into().expect("8 bytes"));
+    let machine = M::restore(&payload[STORE_SNAPSHOT_ENVELOPE_BYTES..])?;
+    Ok((machine, last_timestamp))
+}
+
+/// Applies every log record after the restored state.
+fn replay<M: StateMachine>(
+    wal: &Wal,
+    applied: &mut Applied<M>,
+    report: &mut StoreRecovery,
+) -> Result<(), StoreError> {
+    let mut reader = wal.reader(applied.applied_lsn + 1, Lsn::MAX)?;
+    while let Some((lsn, payload)) = reader.next_record()? {
+        let decode_error = |source| StoreError::Decode { lsn, source };
+        let prefix = payload
+            .get(..RECORD_PREFIX_BYTES)
+            .ok_or(decode_error(DecodeError {
+                what: "store record",
+                reason: "shorter than its timestamp",
+            }))?;
+        let timestamp = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+        let command = M::decode_command(&payload[RECORD_PREFIX_BYTES..]).map_err(decode_error)?;
+        // The command owns `timestamp - needed + 1 ..= timestamp`, which
+        // must lie entirely after the previous command's timestamps.
+        let needed = M::timestamps_needed(&command).max(1);
+        if timestamp < applied.last_timestamp.saturating_add(needed) {
+            return Err(StoreError::Timestamp {
+                lsn,
+                timestamp,
+                previous: applied.last_timestamp,
+            });
+        }
+        report.replayed_bytes += payload.len() as u64;
+        report.replayed_records += 1;
+        let context = ApplyContext { lsn, timestamp };
+        applied.machine.apply(command, context);
+        applied.applied_lsn = lsn;
+        applied.last_timestamp = timestamp;
+    }
+    Ok(())
+}
