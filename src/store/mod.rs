@@ -36,7 +36,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::{Clock, SystemClock};
 use crate::io::{File, OpenMode};
 use crate::snapshot::{SnapshotDir, SnapshotError};
-use crate::wal::{Lsn, Wal, WalError, WalOptions};
+use crate::wal::{Completion, Lsn, Submitted, Wal, WalError, WalOptions};
 
 pub use recovery::StoreRecovery;
 
@@ -352,17 +352,33 @@ impl<M: StateMachine> Store<M> {
     /// Logs `command` durably, applies it, and returns its output. Concurrent
     /// callers share group commits.
     pub fn execute(&self, command: M::Command) -> Result<M::Output, StoreError> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.submit(command, move |result| {
-            let _ = tx.send(result);
+        // The writer fills the slot (on its thread, in LSN order) before it
+        // publishes the group as finished, so `wait` returning means filled.
+        let slot = Arc::new(Mutex::new(None));
+        let filled = Arc::clone(&slot);
+        let submitted = self.submit_inner(command, move |result| {
+            *filled.lock() = Some(result);
         })?;
-        rx.recv().unwrap_or(Err(StoreError::Closed))
+        let waited = self.core.wal.wait(submitted.ticket);
+        let output = slot.lock().take();
+        match (output, waited) {
+            (Some(result), _) => result,
+            (None, Err(error)) => Err(error.into()),
+            (None, Ok(())) => Err(StoreError::Closed),
+        }
     }
 
     /// Logs `command` without waiting; `on_done` gets the output (on the
-    /// log's writer thread) once it is durable and applied. If this returns
-    /// `Err`, `on_done` is never called.
+    /// log's writer thread) once it is durable and applied. Returns the
+    /// command's LSN. If this returns `Err`, `on_done` is never called.
     pub fn submit<F>(&self, command: M::Command, on_done: F) -> Result<Lsn, StoreError>
+    where
+        F: FnOnce(Result<M::Output, StoreError>) + Send + 'static,
+    {
+        Ok(self.submit_inner(command, on_done)?.lsns.start)
+    }
+
+    fn submit_inner<F>(&self, command: M::Command, on_done: F) -> Result<Submitted, StoreError>
     where
         F: FnOnce(Result<M::Output, StoreError>) + Send + 'static,
     {
@@ -373,7 +389,7 @@ impl<M: StateMachine> Store<M> {
         let record_bytes = (bytes.len() + RECORD_PREFIX_BYTES) as u64;
         let state = Arc::clone(&self.core.state);
         let core = &self.core;
-        let lsns = core.wal.submit_with(|batch| {
+        let submitted = core.wal.submit_with(|batch| {
             let mut last = core.sequencer.lock();
             let timestamp = core.clock.realtime_ns().max(last.saturating_add(needed));
             if batch
@@ -382,7 +398,7 @@ impl<M: StateMachine> Store<M> {
             {
                 *last = timestamp;
             }
-            Box::new(move |result| {
+            let completion: Completion = Box::new(move |result| {
                 let output = result.map_err(StoreError::from).map(|lsns| {
                     let mut applied = state.write();
                     let context = ApplyContext {
@@ -395,11 +411,12 @@ impl<M: StateMachine> Store<M> {
                     output
                 });
                 on_done(output);
-            })
+            });
+            Some(completion)
         })?;
         self.core
             .note_log_bytes(record_bytes, self.checkpointer.as_ref());
-        Ok(lsns.start)
+        Ok(submitted)
     }
 
     /// Runs `f` on the current state (everything in it is durable).

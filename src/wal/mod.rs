@@ -37,8 +37,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
-use parking_lot::{Mutex, RwLock};
+use crossbeam_channel::Sender;
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::io::{File, Io, OpenMode, RealIo};
 
@@ -146,12 +146,57 @@ pub(crate) struct Shared {
     segments: RwLock<Vec<Segment>>,
     /// Every LSN below this is durable and readable.
     durable_next_lsn: AtomicU64,
+    /// Counters for [`Wal::stats`].
+    stats_groups: AtomicU64,
+    stats_syncs: AtomicU64,
+    stats_submissions: AtomicU64,
+    /// Which submissions the writer has finished, for waiters.
+    completed: Mutex<Completed>,
+    completed_changed: Condvar,
 }
 
 struct Sequencer {
     next_lsn: Lsn,
+    /// The ticket the next submission gets; tickets start at 1.
+    next_ticket: u64,
     /// `None` once the log is closing.
     tx: Option<Sender<Request>>,
+}
+
+/// Progress of the writer, published once per group so that one
+/// notification wakes every appender of the group.
+#[derive(Default)]
+struct Completed {
+    /// Every submission with a ticket up to this one is finished.
+    ticket: u64,
+    /// The first ticket that failed; it and every later one failed.
+    failed_from: Option<u64>,
+    /// The writer has stopped.
+    closed: bool,
+}
+
+/// Counters of the writer's work since the log was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Group commits performed.
+    pub groups: u64,
+    /// `fdatasync` calls on segments by the writer.
+    pub syncs: u64,
+    /// Submissions written.
+    pub submissions: u64,
+}
+
+/// Identifies a submission, to wait for it with [`Wal::wait`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+/// What [`Wal::submit_with`] returns: the records' LSNs and a ticket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    /// The LSNs given to the records.
+    pub lsns: Range<Lsn>,
+    /// Wait for durability with [`Wal::wait`].
+    pub ticket: Ticket,
 }
 
 impl Shared {
@@ -177,6 +222,44 @@ impl Shared {
             return Err(WalError::Poisoned { cause });
         }
         Ok(())
+    }
+
+    /// Publishes that every submission up to `ticket` is finished, and that
+    /// those from `failed_from` on failed. Wakes every waiter at once.
+    fn finish(&self, ticket: u64, failed_from: Option<u64>) {
+        let mut completed = self.completed.lock();
+        completed.ticket = completed.ticket.max(ticket);
+        if let Some(failed) = failed_from {
+            completed.failed_from = Some(completed.failed_from.map_or(failed, |f| f.min(failed)));
+        }
+        drop(completed);
+        self.completed_changed.notify_all();
+    }
+
+    /// Marks the writer stopped (also when it panicked) and wakes waiters.
+    fn close_completions(&self) {
+        self.completed.lock().closed = true;
+        self.completed_changed.notify_all();
+    }
+
+    fn wait(&self, ticket: Ticket) -> Result<(), WalError> {
+        let mut completed = self.completed.lock();
+        loop {
+            if completed.ticket >= ticket.0 {
+                return match completed.failed_from {
+                    Some(failed) if failed <= ticket.0 => {
+                        drop(completed);
+                        let cause = self.poison.lock().clone();
+                        Err(cause.map_or(WalError::Closed, |cause| WalError::Poisoned { cause }))
+                    }
+                    _ => Ok(()),
+                };
+            }
+            if completed.closed {
+                return Err(WalError::Closed);
+            }
+            self.completed_changed.wait(&mut completed);
+        }
     }
 
     fn first_lsn(&self) -> Lsn {
@@ -218,6 +301,8 @@ impl std::fmt::Debug for Wal {
 /// that their LSNs are known while they are encoded.
 pub struct RecordBatch {
     frames: Vec<u8>,
+    /// End offset of each frame in `frames`.
+    frame_ends: Vec<u32>,
     first_lsn: Lsn,
     next_lsn: Lsn,
     record_size_max_bytes: usize,
@@ -251,6 +336,20 @@ impl RecordBatch {
         }
         let lsn = self.next_lsn;
         record::encode_frame(&mut self.frames, lsn, parts);
+        let end = u32::try_from(self.frames.len()).map_err(|_| WalError::RecordTooLarge {
+            len: self.frames.len(),
+            max: u32::MAX as usize,
+        });
+        match end {
+            Ok(end) => self.frame_ends.push(end),
+            Err(error) => {
+                self.error.get_or_insert(WalError::RecordTooLarge {
+                    len: self.frames.len(),
+                    max: u32::MAX as usize,
+                });
+                return Err(error);
+            }
+        }
         self.next_lsn += 1;
         Ok(lsn)
     }
@@ -262,10 +361,19 @@ impl RecordBatch {
 }
 
 /// A handle to wait for a submission to become durable.
-#[derive(Debug)]
 pub struct AppendHandle {
     lsns: Range<Lsn>,
-    rx: Receiver<Result<Range<Lsn>, WalError>>,
+    ticket: Ticket,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AppendHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendHandle")
+            .field("lsns", &self.lsns)
+            .field("ticket", &self.ticket)
+            .finish()
+    }
 }
 
 impl AppendHandle {
@@ -276,7 +384,8 @@ impl AppendHandle {
 
     /// Blocks until the records are durable.
     pub fn wait(self) -> Result<Range<Lsn>, WalError> {
-        self.rx.recv().unwrap_or(Err(WalError::Closed))
+        self.shared.wait(self.ticket)?;
+        Ok(self.lsns)
     }
 }
 
@@ -301,12 +410,18 @@ impl Wal {
             options,
             sequencer: Mutex::new(Sequencer {
                 next_lsn,
+                next_ticket: 1,
                 tx: Some(tx),
             }),
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             segments: RwLock::new(recovered.segments.clone()),
             durable_next_lsn: AtomicU64::new(next_lsn),
+            stats_groups: AtomicU64::new(0),
+            stats_syncs: AtomicU64::new(0),
+            stats_submissions: AtomicU64::new(0),
+            completed: Mutex::new(Completed::default()),
+            completed_changed: Condvar::new(),
         });
         let writer = writer::spawn(Arc::clone(&shared), rx, recovered)?;
         Ok((
@@ -347,13 +462,15 @@ impl Wal {
 
     /// Submits records without blocking for durability; the handle waits.
     pub fn submit_handle<P: AsRef<[u8]>>(&self, payloads: &[P]) -> Result<AppendHandle, WalError> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let lsns = self.submit(payloads, move |result| {
-            // The receiver may have been dropped by a caller that stopped
-            // waiting; the records are durable (or failed) regardless.
-            let _ = tx.send(result);
+        let submitted = self.submit_with(|batch| {
+            push_all(batch, payloads);
+            None
         })?;
-        Ok(AppendHandle { lsns, rx })
+        Ok(AppendHandle {
+            lsns: submitted.lsns,
+            ticket: submitted.ticket,
+            shared: Arc::clone(&self.shared),
+        })
     }
 
     /// Submits records; `on_durable` is called once, on the writer thread,
@@ -364,30 +481,28 @@ impl Wal {
         P: AsRef<[u8]>,
         F: FnOnce(Result<Range<Lsn>, WalError>) + Send + 'static,
     {
-        self.submit_with(|batch| {
-            let bytes: usize = payloads.iter().map(|p| frame_size(p.as_ref().len())).sum();
-            batch.reserve(bytes);
-            for payload in payloads {
-                if batch.push(payload.as_ref()).is_err() {
-                    break;
-                }
-            }
-            Box::new(on_durable)
-        })
+        let submitted = self.submit_with(|batch| {
+            push_all(batch, payloads);
+            Some(Box::new(on_durable))
+        })?;
+        Ok(submitted.lsns)
     }
 
     /// The general submission: `build` runs under the sequencing lock, is
-    /// told the next LSN, pushes records and returns the completion. The
-    /// lock makes the order of `build` calls the order of LSNs, which lets
-    /// a layer above stamp records (with timestamps, say) in log order.
-    pub fn submit_with<F>(&self, build: F) -> Result<Range<Lsn>, WalError>
+    /// told the next LSN, pushes records and returns an optional completion
+    /// callback. The lock makes the order of `build` calls the order of
+    /// LSNs, which lets a layer above stamp records (with timestamps, say)
+    /// in log order. Callbacks run on the writer thread in LSN order before
+    /// [`Wal::wait`] returns for the same ticket.
+    pub fn submit_with<F>(&self, build: F) -> Result<Submitted, WalError>
     where
-        F: FnOnce(&mut RecordBatch) -> Completion,
+        F: FnOnce(&mut RecordBatch) -> Option<Completion>,
     {
         self.shared.check_poison()?;
         let mut sequencer = self.shared.sequencer.lock();
         let mut batch = RecordBatch {
             frames: Vec::new(),
+            frame_ends: Vec::new(),
             first_lsn: sequencer.next_lsn,
             next_lsn: sequencer.next_lsn,
             record_size_max_bytes: self.shared.options.record_size_max_bytes,
@@ -398,18 +513,30 @@ impl Wal {
             return Err(error);
         }
         let lsns = batch.first_lsn..batch.next_lsn;
+        let ticket = sequencer.next_ticket;
         let Some(tx) = sequencer.tx.as_ref() else {
             return Err(WalError::Closed);
         };
         let submission = Submission {
             frames: batch.frames,
+            frame_ends: batch.frame_ends,
             lsns: lsns.clone(),
             completion,
+            ticket,
         };
         tx.send(Request::Append(submission))
             .map_err(|_| WalError::Closed)?;
         sequencer.next_lsn = lsns.end;
-        Ok(lsns)
+        sequencer.next_ticket += 1;
+        Ok(Submitted {
+            lsns,
+            ticket: Ticket(ticket),
+        })
+    }
+
+    /// Blocks until the submission with `ticket` is durable (or failed).
+    pub fn wait(&self, ticket: Ticket) -> Result<(), WalError> {
+        self.shared.wait(ticket)
     }
 
     /// Removes every record with LSN `from_lsn` or greater, durably, so that
@@ -513,6 +640,15 @@ impl Wal {
         self.shared.poisoned.load(Ordering::SeqCst)
     }
 
+    /// Counters of the writer's work since open.
+    pub fn stats(&self) -> WalStats {
+        WalStats {
+            groups: self.shared.stats_groups.load(Ordering::Relaxed),
+            syncs: self.shared.stats_syncs.load(Ordering::Relaxed),
+            submissions: self.shared.stats_submissions.load(Ordering::Relaxed),
+        }
+    }
+
     /// Number of live segment files.
     pub fn segment_count(&self) -> usize {
         self.shared.segments.read().len()
@@ -554,6 +690,16 @@ impl Wal {
 impl Drop for Wal {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+fn push_all<P: AsRef<[u8]>>(batch: &mut RecordBatch, payloads: &[P]) {
+    let bytes: usize = payloads.iter().map(|p| frame_size(p.as_ref().len())).sum();
+    batch.reserve(bytes);
+    for payload in payloads {
+        if batch.push(payload.as_ref()).is_err() {
+            break;
+        }
     }
 }
 

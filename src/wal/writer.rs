@@ -22,14 +22,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::record::{self, HeaderSlot, RECORD_HEADER_SIZE_BYTES};
 use super::recovery::{Recovered, SPARSE_INTERVAL_BYTES};
 use super::segment::{self, SEGMENT_HEADER_SIZE_BYTES, Segment, SegmentHeader};
 use super::{Completion, Lsn, Shared, WalError};
 use crate::io::{File, Io, OpenMode};
+
+/// The longest a group waits for appenders expected to join it. About one
+/// `fdatasync` on a virtio disk: waiting longer would cost more than the
+/// sync it saves. (Monotonic time here only schedules work; it never
+/// reaches stored state, which is why it does not go through `Clock`.)
+const GROUP_GATHER_WAIT_MAX: Duration = Duration::from_micros(100);
 
 pub(super) enum Request {
     Append(Submission),
@@ -47,8 +53,13 @@ pub(super) enum Request {
 
 pub(super) struct Submission {
     pub frames: Vec<u8>,
+    /// End offset of each frame in `frames`.
+    pub frame_ends: Vec<u32>,
     pub lsns: Range<Lsn>,
-    pub completion: Completion,
+    /// Called when the records are durable; `None` for appenders that wait
+    /// on their ticket instead.
+    pub completion: Option<Completion>,
+    pub ticket: u64,
 }
 
 /// The segment records are being appended to.
@@ -68,16 +79,24 @@ struct Active {
     sparse_last_offset: Option<u64>,
 }
 
-/// Bytes to write into the active segment with what they make durable.
+/// What the next write into the active segment consists of: optionally
+/// the segment header, then byte ranges of the group's submissions.
 #[derive(Default)]
 struct Pending {
-    bytes: Vec<u8>,
+    header: Option<[u8; SEGMENT_HEADER_SIZE_BYTES]>,
+    /// (submission index in the group, byte range of its frames).
+    pieces: Vec<(usize, Range<usize>)>,
+    len: usize,
     end_lsn: Lsn,
     sparse: Vec<(Lsn, u64)>,
+    /// Reused buffer for joining several pieces into one write.
+    buffer: Vec<u8>,
 }
 
 struct Writer {
     shared: Arc<Shared>,
+    /// Size of the last group, to estimate how many appenders are active.
+    previous_group_submissions: usize,
     rx: Receiver<Request>,
     active: Option<Active>,
     preparer: Preparer,
@@ -108,6 +127,7 @@ pub(super) fn spawn(
     }
     let writer = Writer {
         shared,
+        previous_group_submissions: 1,
         rx,
         active,
         preparer,
@@ -119,8 +139,19 @@ pub(super) fn spawn(
         .map_err(|e| WalError::io("spawn writer thread", PathBuf::new(), e))
 }
 
+/// Marks completions closed when the writer thread ends, also by panic, so
+/// that no waiter blocks forever.
+struct CloseOnExit(Arc<Shared>);
+
+impl Drop for CloseOnExit {
+    fn drop(&mut self) {
+        self.0.close_completions();
+    }
+}
+
 impl Writer {
     fn run(mut self) {
+        let _close = CloseOnExit(Arc::clone(&self.shared));
         while let Ok(request) = self.rx.recv() {
             let mut next = Some(request);
             while let Some(request) = next.take() {
@@ -149,6 +180,12 @@ impl Writer {
         let mut bytes = first.frames.len();
         let mut group = vec![first];
         let mut deferred = None;
+        // Appenders served by the previous group are waking up one after
+        // another to submit again; give them a moment (bounded) to join this
+        // group instead of each paying for a sync of its own. A lone
+        // appender (previous group of one) never waits.
+        let expected = self.previous_group_submissions;
+        let deadline = Instant::now() + GROUP_GATHER_WAIT_MAX;
         while bytes < group_size_max {
             match self.rx.try_recv() {
                 Ok(Request::Append(submission)) => {
@@ -159,123 +196,184 @@ impl Writer {
                     deferred = Some(other);
                     break;
                 }
+                Err(_) if group.len() < expected && Instant::now() < deadline => {
+                    std::thread::yield_now();
+                }
                 Err(_) => break,
             }
         }
+        // Decay slowly: one slow appender should not shrink the next groups.
+        self.previous_group_submissions = group.len().max(expected.saturating_sub(1));
+        self.shared.stats_groups.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .stats_submissions
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
         let result = match self.shared.check_poison() {
             Ok(()) => self.write_group(&group),
             Err(error) => Err(error),
         };
+        let first_ticket = group[0].ticket;
+        let last_ticket = group[group.len() - 1].ticket;
         match result {
             Ok(()) => {
                 for submission in group {
-                    (submission.completion)(Ok(submission.lsns));
+                    if let Some(completion) = submission.completion {
+                        completion(Ok(submission.lsns));
+                    }
                 }
+                self.shared.finish(last_ticket, None);
             }
             Err(error) => {
+                // Staged pieces refer to this group: drop them with it.
+                self.pending.header = None;
+                self.pending.pieces.clear();
+                self.pending.len = 0;
                 let cause = match error {
                     WalError::Poisoned { cause } => cause,
                     error => self.shared.poison(error),
                 };
                 for submission in group {
-                    let error = WalError::Poisoned {
-                        cause: Arc::clone(&cause),
-                    };
-                    (submission.completion)(Err(error));
+                    if let Some(completion) = submission.completion {
+                        completion(Err(WalError::Poisoned {
+                            cause: Arc::clone(&cause),
+                        }));
+                    }
                 }
+                self.shared.finish(last_ticket, Some(first_ticket));
             }
         }
         deferred
     }
 
     fn write_group(&mut self, group: &[Submission]) -> Result<(), WalError> {
-        for submission in group {
-            let mut frames = &submission.frames[..];
-            let mut lsn = submission.lsns.start;
-            while !frames.is_empty() {
+        for (index, submission) in group.iter().enumerate() {
+            let mut frame = 0usize; // first frame not yet staged
+            let count = submission.frame_ends.len();
+            while frame < count {
                 if self.active.is_none() {
-                    self.open_next_segment(lsn)?;
+                    self.open_next_segment(submission.lsns.start + frame as u64)?;
                 }
-                let (bytes, count) = self.stage(frames, lsn);
-                if count == 0 {
+                let staged = self.stage(index, submission, frame);
+                if staged == 0 {
                     // The active segment is full: make what is staged durable
                     // before anything goes into the next segment.
-                    self.flush()?;
-                    self.open_next_segment(lsn)?;
-                    let (bytes, count) = self.stage(frames, lsn);
-                    assert!(count > 0, "a record always fits in an empty segment");
-                    frames = &frames[bytes..];
-                    lsn += count;
+                    self.flush(group)?;
+                    self.open_next_segment(submission.lsns.start + frame as u64)?;
+                    let staged = self.stage(index, submission, frame);
+                    assert!(staged > 0, "a record always fits in an empty segment");
+                    frame += staged;
                 } else {
-                    frames = &frames[bytes..];
-                    lsn += count;
+                    frame += staged;
                 }
             }
         }
-        self.flush()
+        self.flush(group)
     }
 
-    /// Stages the longest prefix of `frames` (starting at `lsn`) that fits in
-    /// the active segment; returns its bytes and record count.
-    fn stage(&mut self, frames: &[u8], lsn: Lsn) -> (usize, u64) {
+    /// Stages the longest run of frames of `submission` from frame `first`
+    /// that fits in the active segment; returns how many frames.
+    fn stage(&mut self, index: usize, submission: &Submission, first: usize) -> usize {
         let active = self.active.as_mut().expect("stage needs an active segment");
-        if active.header_pending && self.pending.bytes.is_empty() {
+        if active.header_pending && self.pending.header.is_none() && self.pending.len == 0 {
             let header = SegmentHeader {
                 index: active.index,
                 base_lsn: active.base_lsn,
                 segment_size_bytes: active.size_bytes,
             };
-            self.pending.bytes.extend_from_slice(&header.encode());
+            self.pending.header = Some(header.encode());
+            self.pending.len = SEGMENT_HEADER_SIZE_BYTES;
         }
-        let start = active.offset + self.pending.bytes.len() as u64;
-        let room = active.size_bytes.saturating_sub(start) as usize;
-        let mut taken = 0usize;
-        let mut count = 0u64;
-        while taken < frames.len() {
-            let size = frame_size_at(&frames[taken..]);
-            if taken + size > room {
+        let ends = &submission.frame_ends;
+        let start_byte = if first == 0 {
+            0
+        } else {
+            ends[first - 1] as usize
+        };
+        // File offset at which frame `first` lands.
+        let base_offset = active.offset + self.pending.len as u64;
+        let room = active.size_bytes.saturating_sub(base_offset) as usize;
+        let last = first + ends[first..].partition_point(|&end| end as usize - start_byte <= room);
+        if last == first {
+            return 0;
+        }
+        let end_byte = ends[last - 1] as usize;
+        // Sparse index: the first frame at least SPARSE_INTERVAL_BYTES after
+        // the previous entry, repeatedly (frame starts are `ends[i - 1]`).
+        let mut frame = first;
+        while frame < last {
+            let frame_start = if frame == 0 {
+                0
+            } else {
+                ends[frame - 1] as usize
+            };
+            let offset = base_offset + (frame_start - start_byte) as u64;
+            let due = active
+                .sparse_last_offset
+                .map_or(offset, |previous| previous + SPARSE_INTERVAL_BYTES);
+            if offset >= due {
+                self.pending
+                    .sparse
+                    .push((submission.lsns.start + frame as u64, offset));
+                active.sparse_last_offset = Some(offset);
+                continue;
+            }
+            // Jump to the first frame starting at or after `due`.
+            let target = start_byte + (due - base_offset) as usize;
+            let next = ends.partition_point(|&end| (end as usize) < target) + 1;
+            if next <= frame || next >= last {
                 break;
             }
-            let offset = start + taken as u64;
-            if active
-                .sparse_last_offset
-                .is_none_or(|last| offset - last >= SPARSE_INTERVAL_BYTES)
-            {
-                self.pending.sparse.push((lsn + count, offset));
-                active.sparse_last_offset = Some(offset);
-            }
-            taken += size;
-            count += 1;
+            frame = next;
         }
-        self.pending.bytes.extend_from_slice(&frames[..taken]);
-        if count > 0 {
-            self.pending.end_lsn = lsn + count;
-        }
-        (taken, count)
+        self.pending.pieces.push((index, start_byte..end_byte));
+        self.pending.len += end_byte - start_byte;
+        self.pending.end_lsn = submission.lsns.start + last as u64;
+        last - first
     }
 
     /// Writes and syncs what is staged, then publishes it to readers.
-    fn flush(&mut self) -> Result<(), WalError> {
-        if self.pending.bytes.is_empty() {
+    fn flush(&mut self, group: &[Submission]) -> Result<(), WalError> {
+        if self.pending.len == 0 {
             return Ok(());
         }
         let active = self.active.as_mut().expect("flush needs an active segment");
+        let pending = &mut self.pending;
+        let bytes: &[u8] = match (&pending.header, pending.pieces.as_slice()) {
+            // One submission's frames as they are: no copy.
+            (None, [(index, range)]) => &group[*index].frames[range.clone()],
+            (header, pieces) => {
+                pending.buffer.clear();
+                pending.buffer.reserve(pending.len);
+                if let Some(header) = header {
+                    pending.buffer.extend_from_slice(header);
+                }
+                for (index, range) in pieces {
+                    pending
+                        .buffer
+                        .extend_from_slice(&group[*index].frames[range.clone()]);
+                }
+                &pending.buffer
+            }
+        };
         active
             .file
-            .write_all_at(&self.pending.bytes, active.offset)
+            .write_all_at(bytes, active.offset)
             .map_err(|e| WalError::io("write", &active.path, e))?;
         active
             .file
             .sync_data()
             .map_err(|e| WalError::io("sync_data", &active.path, e))?;
-        active.offset += self.pending.bytes.len() as u64;
+        self.shared.stats_syncs.fetch_add(1, Ordering::Relaxed);
+        active.offset += pending.len as u64;
         let first_publish = active.header_pending;
         active.header_pending = false;
-        if self.pending.end_lsn > active.next_lsn {
-            active.next_lsn = self.pending.end_lsn;
+        if pending.end_lsn > active.next_lsn {
+            active.next_lsn = pending.end_lsn;
         }
-        let sparse = std::mem::take(&mut self.pending.sparse);
-        self.pending.bytes.clear();
+        let sparse = std::mem::take(&mut pending.sparse);
+        pending.header = None;
+        pending.pieces.clear();
+        pending.len = 0;
         self.publish(first_publish, sparse);
         Ok(())
     }
@@ -419,15 +517,6 @@ impl Writer {
         result.map_err(|error| WalError::Poisoned {
             cause: self.shared.poison(error),
         })
-    }
-}
-
-/// Size of the frame at the start of `frames` (which the writer's own
-/// submitters encoded, so its header is valid).
-fn frame_size_at(frames: &[u8]) -> usize {
-    match record::decode_header(&frames[..RECORD_HEADER_SIZE_BYTES]) {
-        HeaderSlot::Valid(header) => header.frame_size(),
-        other => unreachable!("submitted frames are encoded by RecordBatch: {other:?}"),
     }
 }
 
