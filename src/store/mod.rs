@@ -194,6 +194,8 @@ impl StoreError {
 pub struct StoreOptions {
     /// Options of the log (segment size, io, repair).
     pub wal: WalOptions,
+    /// Directory of the log; default `<dir>/wal`.
+    pub wal_dir: Option<PathBuf>,
     /// Log bytes between automatic checkpoints; 0 disables them.
     pub checkpoint_interval_bytes: u64,
     /// Where timestamps come from.
@@ -204,6 +206,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             wal: WalOptions::default(),
+            wal_dir: None,
             checkpoint_interval_bytes: CHECKPOINT_INTERVAL_BYTES_DEFAULT,
             clock: SystemClock::shared(),
         }

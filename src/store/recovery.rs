@@ -61,7 +61,11 @@ pub(super) fn recover<M: StateMachine>(
     options: &StoreOptions,
 ) -> Result<Recovered<M>, StoreError> {
     let snapshots = SnapshotDir::open(&dir.join(SNAPSHOT_DIR_NAME), options.wal.io.clone())?;
-    let (wal, wal_report) = Wal::open(&dir.join(WAL_DIR_NAME), options.wal.clone())?;
+    let wal_dir = options
+        .wal_dir
+        .clone()
+        .unwrap_or_else(|| dir.join(WAL_DIR_NAME));
+    let (wal, wal_report) = Wal::open(&wal_dir, options.wal.clone())?;
     let mut report = StoreRecovery {
         wal: wal_report,
         ..StoreRecovery::default()

@@ -23,6 +23,7 @@ fn options(io: &SimIo, clock: &SimClock, checkpoint_interval_bytes: u64) -> Stor
             repair: false,
             io: Arc::new(io.clone()),
         },
+        wal_dir: None,
         checkpoint_interval_bytes,
         clock: Arc::new(clock.clone()),
     }

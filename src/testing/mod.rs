@@ -36,6 +36,10 @@ pub fn cases(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+mod choices;
+pub mod fuzz;
 mod journal;
+pub mod wal_model;
 
+pub use choices::{ByteChoices, Choices};
 pub use journal::{Entry, Journal};

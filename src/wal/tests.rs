@@ -279,147 +279,20 @@ fn truncation_basics() {
     assert_eq!(read_all(&wal), vec![]);
 }
 
-/// What the test knows about the log: every record ever written at each
-/// LSN (the latest write wins), and the ranges that must survive.
-#[derive(Default)]
-struct Model {
-    /// `written[i]` is the last payload submitted with LSN `i + 1`.
-    written: Vec<Vec<u8>>,
-    /// Every LSN below this was acknowledged and not truncated since.
-    acked_end: Lsn,
-    /// The largest `keep_from` passed to a successful `truncate_prefix`.
-    prefix_floor: Lsn,
-}
-
-impl Model {
-    /// Checks a recovered log: a contiguous run of what was written, ending
-    /// at or after the acknowledged end and starting at or before the floor.
-    fn check(&self, records: &[(Lsn, Vec<u8>)], first: Lsn, next: Lsn, context: &str) {
-        assert!(
-            next >= self.acked_end,
-            "{context}: lost acknowledged records: next {next} < {}",
-            self.acked_end
-        );
-        assert!(
-            next as usize <= self.written.len() + 1,
-            "{context}: invented records"
-        );
-        assert!(
-            first <= self.prefix_floor.max(1),
-            "{context}: first {first} > floor {}",
-            self.prefix_floor
-        );
-        assert_eq!(records.len() as u64, next - first, "{context}");
-        for (lsn, bytes) in records {
-            assert_eq!(
-                bytes,
-                &self.written[*lsn as usize - 1],
-                "{context}: wrong data at lsn {lsn}"
-            );
-        }
-    }
-}
-
-fn reopen_and_check(io: &SimIo, options: &WalOptions, model: &mut Model, context: &str) -> Wal {
-    let (wal, report) = Wal::open(&dir(), options.clone())
-        .unwrap_or_else(|e| panic!("{context}: open failed: {e}"));
-    let records = read_all(&wal);
-    model.check(&records, report.first_lsn, report.next_lsn, context);
-    // What recovered is now the truth: unacknowledged records that survived
-    // count as written; everything past the end is gone.
-    model.written.truncate(report.next_lsn as usize - 1);
-    model.acked_end = report.next_lsn;
-    let _ = io;
-    wal
-}
-
-/// One random operation against the log and the model; returns false if an
-/// operation failed (the power was cut).
-fn random_step(wal: &Wal, rng: &mut SplitMix64, model: &mut Model) -> bool {
-    match rng.below(20) {
-        0 => {
-            let first = wal.first_lsn();
-            let next = wal.next_lsn();
-            let from = rng.range_inclusive(first, next);
-            // Even a failed truncation may have become durable, so the
-            // acknowledged end drops either way; only success removes the
-            // old records from what may be recovered.
-            model.acked_end = model.acked_end.min(from);
-            match wal.truncate_suffix(from) {
-                Ok(()) => {
-                    model.written.truncate(from as usize - 1);
-                    true
-                }
-                Err(_) => false,
-            }
-        }
-        1 => {
-            let keep_from = rng.range_inclusive(1, wal.next_lsn());
-            // A failed truncation may have removed some segments too.
-            model.prefix_floor = model.prefix_floor.max(keep_from);
-            wal.truncate_prefix(keep_from).is_ok()
-        }
-        _ => {
-            let count = rng.range_inclusive(1, 4);
-            let start = wal.next_lsn();
-            let payloads: Vec<Vec<u8>> = (0..count).map(|i| payload(rng, start + i)).collect();
-            for (i, bytes) in payloads.iter().enumerate() {
-                let index = (start - 1) as usize + i;
-                model.written.truncate(index);
-                model.written.push(bytes.clone());
-            }
-            match wal.append_batch(&payloads) {
-                Ok(range) => {
-                    assert_eq!(range, start..start + count);
-                    model.acked_end = range.end;
-                    true
-                }
-                Err(_) => false,
-            }
-        }
-    }
-}
-
 // Goal: after a power cut at any point (mid-write, mid-rollover,
 // mid-truncation) and any crash mode, the recovered log is a run of what was
 // written that contains every acknowledged record. Method: thousands of
-// seeded schedules on the simulated disk; each cuts the power after a random
-// number of operations, crashes, reopens and compares with the model.
+// seeded schedules on the simulated disk (see `testing::wal_model`); each
+// cuts the power after a random number of operations, crashes, reopens and
+// compares with the model.
 #[test]
 fn power_cuts_keep_every_acknowledged_record() {
     let base_seed = seed_from_env();
     let cases = crate::testing::cases(2000);
     for case in 0..cases {
         let seed = base_seed.wrapping_add(case);
-        run_power_cut_case(seed);
-    }
-}
-
-fn run_power_cut_case(seed: u64) {
-    let mut rng = SplitMix64::new(seed);
-    let io = SimIo::new(seed);
-    let options = sim_options(&io, [4096, 8192, 16384][rng.below(3) as usize]);
-    let mut model = Model {
-        acked_end: 1,
-        ..Model::default()
-    };
-    let mut wal = reopen_and_check(&io, &options, &mut model, &format!("seed {seed} initial"));
-    for cycle in 0..4 {
-        let context = format!("SEED={seed} cycle {cycle}");
-        io.cut_power_after(rng.below(60));
-        for _ in 0..40 {
-            if !random_step(&wal, &mut rng, &mut model) {
-                break;
-            }
-        }
-        drop(wal);
-        let mode = [
-            CrashMode::PowerLoss,
-            CrashMode::TornWrite,
-            CrashMode::ProcessKill,
-        ][rng.below(3) as usize];
-        io.crash(mode);
-        wal = reopen_and_check(&io, &options, &mut model, &format!("{context} {mode:?}"));
+        let mut rng = SplitMix64::new(seed);
+        crate::testing::wal_model::run_schedule(&mut rng, seed, &format!("SEED={seed}"));
     }
 }
 
