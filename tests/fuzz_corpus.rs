@@ -39,3 +39,16 @@ fn corpus_snapshot_decode() {
 fn corpus_wal_model() {
     run_corpus("wal_model", syncpay::testing::fuzz::wal_model);
 }
+
+#[test]
+fn corpus_ledger_model() {
+    run_corpus("ledger_model", syncpay::testing::fuzz::ledger_model);
+}
+
+#[test]
+fn corpus_ledger_batch_decode() {
+    run_corpus(
+        "ledger_batch_decode",
+        syncpay::testing::fuzz::ledger_batch_decode,
+    );
+}

@@ -74,3 +74,30 @@ pub fn wal_model(data: &[u8]) {
     let mut choices = ByteChoices::new(data);
     super::wal_model::run_schedule(&mut choices, 0, "fuzz input");
 }
+
+/// Bytes drive a walk of random account and transfer batches applied to
+/// both the production state machine and the reference model: results,
+/// every account and transfer, queries and invariants must agree, also
+/// across snapshot round trips (see `testing::ledger_walk`).
+pub fn ledger_model(data: &[u8]) {
+    let walk = super::ledger_walk::Walk::new(0, super::ledger_gen::Random::from_bytes(data));
+    let mut seen = std::collections::BTreeSet::new();
+    super::ledger_walk::run(walk, 64, &mut seen);
+}
+
+/// Arbitrary bytes as a logged ledger command and as a ledger snapshot
+/// image: decoding returns a command or a typed error, restoring returns a
+/// consistent state or a typed error; neither panics. What decodes must
+/// re-encode to the same bytes.
+pub fn ledger_batch_decode(data: &[u8]) {
+    if let Ok(command) = crate::ledger::codec::decode(data) {
+        let mut bytes = Vec::new();
+        crate::ledger::codec::encode(&command, &mut bytes);
+        assert_eq!(bytes, data, "a decoded command re-encodes identically");
+    }
+    if let Ok(state) = crate::ledger::LedgerState::restore(data)
+        && let Err(violation) = state.check_invariants()
+    {
+        panic!("a restored image violates an invariant: {violation}");
+    }
+}

@@ -39,6 +39,9 @@ pub fn cases(default: u64) -> u64 {
 mod choices;
 pub mod fuzz;
 mod journal;
+pub mod ledger_gen;
+pub mod ledger_walk;
+pub mod model_ledger;
 pub mod wal_model;
 
 pub use choices::{ByteChoices, Choices};

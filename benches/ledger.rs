@@ -1,0 +1,190 @@
+//! Ledger benchmarks, with the plain-file baseline in the same run:
+//! - durable `create_transfers` at 1, 100 and 8189 transfers per batch,
+//!   against plain file append + `fdatasync` of the same bytes per batch;
+//! - `lookup_transfers` and `lookup_accounts` throughput (batches of 8189);
+//! - recovery replay rate (transfers replayed per second from the log);
+//! - memory per account and per stored transfer (printed once).
+//!
+//! Run: `cargo bench --bench ledger`.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use syncpay::ledger::{Account, Ledger, Options, Transfer};
+use syncpay::wal::frame_size;
+
+const ACCOUNTS: u128 = 10_000;
+
+fn options() -> Options {
+    Options {
+        // Measure the log and the state machine, not snapshotting.
+        checkpoint_interval_bytes: 0,
+        ..Options::default()
+    }
+}
+
+fn open_with_accounts(dir: &std::path::Path) -> Ledger {
+    let ledger = Ledger::open(dir, options()).unwrap();
+    let accounts: Vec<Account> = (1..=ACCOUNTS)
+        .map(|id| Account {
+            id,
+            ledger: 1,
+            code: 1,
+            ..Account::default()
+        })
+        .collect();
+    for chunk in accounts.chunks(8189) {
+        ledger.create_accounts(chunk).unwrap();
+    }
+    ledger
+}
+
+struct Transfers {
+    next_id: u128,
+    state: u64,
+}
+
+impl Transfers {
+    fn batch(&mut self, size: usize) -> Vec<Transfer> {
+        (0..size)
+            .map(|_| {
+                self.next_id += 1;
+                self.state = self
+                    .state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let debit = u128::from(self.state >> 33) % ACCOUNTS + 1;
+                let credit = debit % ACCOUNTS + 1;
+                Transfer {
+                    id: self.next_id,
+                    debit_account_id: debit,
+                    credit_account_id: credit,
+                    amount: 1,
+                    ledger: 1,
+                    code: 1,
+                    ..Transfer::default()
+                }
+            })
+            .collect()
+    }
+}
+
+fn create_transfers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("create_transfers");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open_with_accounts(dir.path());
+    let mut transfers = Transfers {
+        next_id: 0,
+        state: 1,
+    };
+    for batch in [1usize, 100, 8189] {
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(BenchmarkId::new("syncpay_ledger", batch), |b| {
+            b.iter_custom(|iterations| {
+                let batches: Vec<Vec<Transfer>> =
+                    (0..iterations).map(|_| transfers.batch(batch)).collect();
+                let start = Instant::now();
+                for transfers in &batches {
+                    ledger.create_transfers(transfers).unwrap();
+                }
+                start.elapsed()
+            })
+        });
+        // The same bytes the log writes per batch, appended and synced.
+        let bytes = vec![0x5Au8; frame_size(8 + 8 + 128 * batch)];
+        let base = tempfile::tempdir().unwrap();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(base.path().join("plain"))
+            .unwrap();
+        group.bench_function(BenchmarkId::new("plain_append_fdatasync", batch), |b| {
+            b.iter(|| {
+                file.write_all(&bytes).unwrap();
+                file.sync_data().unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn lookups(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open_with_accounts(dir.path());
+    let mut transfers = Transfers {
+        next_id: 0,
+        state: 7,
+    };
+    for _ in 0..123 {
+        ledger.create_transfers(&transfers.batch(8189)).unwrap();
+    }
+    let stored = transfers.next_id;
+    let mut group = c.benchmark_group("lookup");
+    group.throughput(Throughput::Elements(8189));
+    let mut state = 1u64;
+    group.bench_function("lookup_transfers_8189", |b| {
+        b.iter(|| {
+            let ids: Vec<u128> = (0..8189)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    u128::from(state >> 20) % stored + 1
+                })
+                .collect();
+            ledger.lookup_transfers(&ids).unwrap()
+        })
+    });
+    group.bench_function("lookup_accounts_8189", |b| {
+        b.iter(|| {
+            let ids: Vec<u128> = (0..8189)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    u128::from(state >> 20) % ACCOUNTS + 1
+                })
+                .collect();
+            ledger.lookup_accounts(&ids).unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn replay(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = open_with_accounts(dir.path());
+    let mut transfers = Transfers {
+        next_id: 0,
+        state: 3,
+    };
+    let batches = 245; // about two million transfers
+    for _ in 0..batches {
+        ledger.create_transfers(&transfers.batch(8189)).unwrap();
+    }
+    let usage = ledger.memory_usage();
+    println!(
+        "memory estimate: {:.0} bytes per stored transfer, {:.0} bytes per account ({:?})",
+        usage.total_bytes() as f64 / transfers.next_id as f64,
+        usage.accounts_bytes as f64 / ACCOUNTS as f64,
+        usage
+    );
+    drop(ledger);
+    let mut group = c.benchmark_group("recovery");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.throughput(Throughput::Elements(transfers.next_id as u64));
+    group.bench_function("replay_transfers", |b| {
+        b.iter(|| {
+            let ledger = Ledger::open(dir.path(), options()).unwrap();
+            assert_eq!(ledger.recovery().replayed_records, batches + 2);
+            ledger
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, create_transfers, lookups, replay);
+criterion_main!(benches);

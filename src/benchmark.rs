@@ -1,0 +1,573 @@
+//! `syncpay benchmark`: a self-contained load run, after `tigerbeetle
+//! benchmark`. It opens a ledger in a temporary directory, creates accounts,
+//! submits transfers in batches from concurrent clients, then runs a lookup
+//! and query stage, measures memory and disk use, checks the invariants,
+//! and reopens the ledger to time recovery.
+//!
+//! The workload is deterministic for a given seed (account choice uniform or
+//! Zipf-skewed, a configurable share of two-phase transfers posted or voided
+//! in a later batch); the timings are wall-clock measurements of this run.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::io::{Io, OpenMode, RealIo};
+use crate::ledger::{
+    Account, AccountFilter, AccountFilterFlags, BATCH_EVENTS_MAX, CreateTransferStatus, Ledger,
+    Options, QueryFilter, Transfer, TransferFlags,
+};
+use crate::rng::SplitMix64;
+
+/// How accounts are chosen for transfers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AccountDistribution {
+    /// Every account equally likely.
+    Uniform,
+    /// Zipf-skewed: account `k` (1-based rank) with weight `1 / k^exponent`.
+    Zipf {
+        /// The skew; 1.0 is classic Zipf.
+        exponent: f64,
+    },
+}
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchmarkConfig {
+    /// Accounts created before the transfers.
+    pub account_count: u64,
+    /// Transfers submitted (posts and voids of two-phase transfers count).
+    pub transfer_count: u64,
+    /// Transfers per batch (at most 8189).
+    pub transfer_batch_size: usize,
+    /// Concurrent clients (threads), each submitting its share of batches.
+    pub clients: usize,
+    /// How debit and credit accounts are chosen.
+    pub account_distribution: AccountDistribution,
+    /// Percent of transfers that are two-phase (pending, then posted or
+    /// voided in the client's next batch).
+    pub two_phase_percent: u8,
+    /// Lookup and query requests in the read stage.
+    pub query_count: u64,
+    /// Seed of the workload.
+    pub seed: u64,
+    /// Directory to use (kept afterwards); default a temporary one.
+    pub directory: Option<PathBuf>,
+    /// Show a progress bar (only drawn on a terminal).
+    pub progress: bool,
+    /// Ledger options (segment size, checkpoint interval).
+    pub options: Options,
+}
+
+impl Default for BenchmarkConfig {
+    fn default() -> Self {
+        BenchmarkConfig {
+            account_count: 10_000,
+            transfer_count: 10_000_000,
+            transfer_batch_size: BATCH_EVENTS_MAX,
+            clients: 1,
+            account_distribution: AccountDistribution::Uniform,
+            two_phase_percent: 0,
+            query_count: 100,
+            seed: 42,
+            directory: None,
+            progress: true,
+            options: Options::default(),
+        }
+    }
+}
+
+/// What a run measured.
+#[derive(Clone, Debug)]
+pub struct BenchmarkReport {
+    /// The configuration run.
+    pub config_summary: String,
+    /// Transfers submitted.
+    pub transfers: u64,
+    /// Transfers that were not created (any status but `Created`).
+    pub transfers_failed: u64,
+    /// Time of the transfer stage.
+    pub load_duration: Duration,
+    /// Batch latencies: p1, p50, p99, p100.
+    pub batch_latency: [Duration; 4],
+    /// Read stage: (name, items, duration).
+    pub reads: Vec<(&'static str, u64, Duration)>,
+    /// Resident memory added by the ledger, bytes.
+    pub resident_bytes: u64,
+    /// The ledger's own estimate of its memory, bytes.
+    pub estimated_bytes: u64,
+    /// Bytes on disk: (log, snapshots).
+    pub disk_bytes: (u64, u64),
+    /// Invariants checked after the load and after recovery.
+    pub invariants: std::result::Result<(), String>,
+    /// Time to reopen (snapshot load + log replay) and records replayed.
+    pub recovery: (Duration, u64, Option<u64>),
+}
+
+/// Runs the benchmark.
+pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
+    if config.transfer_batch_size == 0 || config.transfer_batch_size > BATCH_EVENTS_MAX {
+        return Err(Error::BatchTooLarge {
+            len: config.transfer_batch_size,
+            max: BATCH_EVENTS_MAX,
+        });
+    }
+    let temp;
+    let path: PathBuf = match &config.directory {
+        Some(path) => path.clone(),
+        None => {
+            temp = tempfile::tempdir().map_err(|e| store_io("tempdir", Path::new("."), e))?;
+            temp.path().join("ledger")
+        }
+    };
+    let resident_before = resident_bytes();
+    let ledger = Arc::new(Ledger::open(&path, config.options.clone())?);
+    create_accounts(&ledger, &config)?;
+    let load = run_load(&ledger, &config)?;
+    let reads = run_reads(&ledger, &config, load.transfers_created)?;
+    let resident_bytes = resident_bytes().saturating_sub(resident_before);
+    let estimated_bytes = ledger.memory_usage().total_bytes() as u64;
+    let mut invariants = ledger.check_invariants().map_err(|e| e.to_string());
+    let ledger = Arc::try_unwrap(ledger).map_err(|_| Error::Internal("ledger still shared"))?;
+    ledger.close()?;
+    let disk_bytes = (
+        dir_bytes(&path.join(crate::store::WAL_DIR_NAME)),
+        dir_bytes(&path.join(crate::store::SNAPSHOT_DIR_NAME)),
+    );
+    let start = Instant::now();
+    let reopened = Ledger::open(&path, config.options.clone())?;
+    let recovery_duration = start.elapsed();
+    let replayed = reopened.recovery().replayed_records;
+    let snapshot_lsn = reopened.recovery().snapshot_lsn;
+    if invariants.is_ok() {
+        invariants = reopened.check_invariants().map_err(|e| e.to_string());
+    }
+    drop(reopened);
+    Ok(BenchmarkReport {
+        config_summary: summary(&config),
+        transfers: load.transfers_submitted,
+        transfers_failed: load.transfers_submitted - load.transfers_created,
+        load_duration: load.duration,
+        batch_latency: percentiles(load.latencies),
+        reads,
+        resident_bytes,
+        estimated_bytes,
+        disk_bytes,
+        invariants,
+        recovery: (recovery_duration, replayed, snapshot_lsn),
+    })
+}
+
+fn summary(config: &BenchmarkConfig) -> String {
+    let distribution = match config.account_distribution {
+        AccountDistribution::Uniform => "uniform".to_string(),
+        AccountDistribution::Zipf { exponent } => format!("zipf({exponent})"),
+    };
+    format!(
+        "{} accounts, {} transfers in batches of {}, {} client(s), {} account choice, {}% two-phase",
+        config.account_count,
+        config.transfer_count,
+        config.transfer_batch_size,
+        config.clients,
+        distribution,
+        config.two_phase_percent
+    )
+}
+
+fn store_io(op: &'static str, path: &Path, source: std::io::Error) -> Error {
+    Error::Store(crate::store::StoreError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn account_id(index: u64) -> u128 {
+    u128::from(index) + 1
+}
+
+fn create_accounts(ledger: &Ledger, config: &BenchmarkConfig) -> Result<()> {
+    let ids: Vec<u64> = (0..config.account_count).collect();
+    for chunk in ids.chunks(BATCH_EVENTS_MAX) {
+        let accounts: Vec<Account> = chunk
+            .iter()
+            .map(|&i| Account {
+                id: account_id(i),
+                ledger: 1,
+                code: 1,
+                ..Account::default()
+            })
+            .collect();
+        let results = ledger.create_accounts(&accounts)?;
+        if let Some(failed) = results
+            .iter()
+            .find(|r| r.status != crate::ledger::CreateAccountStatus::Created)
+        {
+            return Err(Error::Invariant(format!(
+                "account creation failed: {failed:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Chooses account indexes by a distribution (precomputed CDF for Zipf).
+struct AccountChooser {
+    count: u64,
+    cdf: Option<Vec<f64>>,
+}
+
+impl AccountChooser {
+    fn new(count: u64, distribution: AccountDistribution) -> Self {
+        let cdf = match distribution {
+            AccountDistribution::Uniform => None,
+            AccountDistribution::Zipf { exponent } => {
+                let mut total = 0.0;
+                let mut cdf: Vec<f64> = (1..=count)
+                    .map(|rank| {
+                        total += 1.0 / (rank as f64).powf(exponent);
+                        total
+                    })
+                    .collect();
+                for value in &mut cdf {
+                    *value /= total;
+                }
+                Some(cdf)
+            }
+        };
+        AccountChooser { count, cdf }
+    }
+
+    fn choose(&self, rng: &mut SplitMix64) -> u64 {
+        match &self.cdf {
+            None => rng.below(self.count),
+            Some(cdf) => {
+                let x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+                (cdf.partition_point(|&p| p < x) as u64).min(self.count - 1)
+            }
+        }
+    }
+
+    fn pair(&self, rng: &mut SplitMix64) -> (u128, u128) {
+        let debit = self.choose(rng);
+        let mut credit = self.choose(rng);
+        while credit == debit {
+            credit = (credit + 1 + rng.below(self.count - 1)) % self.count;
+        }
+        (account_id(debit), account_id(credit))
+    }
+}
+
+struct LoadResult {
+    transfers_submitted: u64,
+    transfers_created: u64,
+    duration: Duration,
+    latencies: Vec<Duration>,
+}
+
+/// One client's batches: new transfers plus posts and voids of the pending
+/// ones it created in its previous batch.
+struct Client {
+    index: u64,
+    rng: SplitMix64,
+    next_id: u64,
+    pending: Vec<u128>,
+}
+
+impl Client {
+    fn batch(
+        &mut self,
+        size: usize,
+        chooser: &AccountChooser,
+        two_phase_percent: u8,
+    ) -> Vec<Transfer> {
+        let mut batch = Vec::with_capacity(size);
+        let mut resolving = std::mem::take(&mut self.pending);
+        while batch.len() < size {
+            self.next_id += 1;
+            let id = (u128::from(self.index) << 64) | u128::from(self.next_id);
+            if let Some(pending_id) = resolving.pop() {
+                let flags = if self.rng.chance(9, 10) {
+                    TransferFlags::POST_PENDING_TRANSFER
+                } else {
+                    TransferFlags::VOID_PENDING_TRANSFER
+                };
+                batch.push(Transfer {
+                    id,
+                    pending_id,
+                    amount: crate::ledger::AMOUNT_MAX,
+                    flags,
+                    ..Transfer::default()
+                });
+                continue;
+            }
+            let (debit_account_id, credit_account_id) = chooser.pair(&mut self.rng);
+            let pending = self.rng.below(100) < u64::from(two_phase_percent);
+            if pending {
+                self.pending.push(id);
+            }
+            batch.push(Transfer {
+                id,
+                debit_account_id,
+                credit_account_id,
+                amount: u128::from(self.rng.range_inclusive(1, 1000)),
+                user_data_32: self.rng.range_inclusive(1, 1000) as u32,
+                ledger: 1,
+                code: 1,
+                flags: if pending {
+                    TransferFlags::PENDING
+                } else {
+                    TransferFlags::empty()
+                },
+                ..Transfer::default()
+            });
+        }
+        // Pending transfers not resolved in this batch wait for the next.
+        self.pending.extend(resolving);
+        batch
+    }
+}
+
+fn progress_bar(config: &BenchmarkConfig) -> indicatif::ProgressBar {
+    if !config.progress || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(config.transfer_count);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} transfers {per_sec}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn run_load(ledger: &Arc<Ledger>, config: &BenchmarkConfig) -> Result<LoadResult> {
+    let chooser = Arc::new(AccountChooser::new(
+        config.account_count.max(2),
+        config.account_distribution,
+    ));
+    let bar = progress_bar(config);
+    let created = Arc::new(AtomicU64::new(0));
+    let clients = config.clients.max(1) as u64;
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|index| {
+            let share = config.transfer_count / clients
+                + u64::from(index < config.transfer_count % clients);
+            let ledger = Arc::clone(ledger);
+            let chooser = Arc::clone(&chooser);
+            let created = Arc::clone(&created);
+            let bar = bar.clone();
+            let (size, two_phase) = (config.transfer_batch_size, config.two_phase_percent);
+            let mut client = Client {
+                index,
+                rng: SplitMix64::new(config.seed ^ index.wrapping_mul(0x9E37_79B9)),
+                next_id: 0,
+                pending: Vec::new(),
+            };
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                let mut latencies = Vec::new();
+                let mut remaining = share;
+                while remaining > 0 {
+                    let batch = client.batch(size.min(remaining as usize), &chooser, two_phase);
+                    let sent = Instant::now();
+                    let results = ledger.create_transfers(&batch)?;
+                    latencies.push(sent.elapsed());
+                    let ok = results
+                        .iter()
+                        .filter(|r| r.status == CreateTransferStatus::Created)
+                        .count();
+                    created.fetch_add(ok as u64, Ordering::Relaxed);
+                    bar.inc(batch.len() as u64);
+                    remaining -= batch.len() as u64;
+                }
+                Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for thread in threads {
+        let client = thread
+            .join()
+            .map_err(|_| Error::Internal("a benchmark client panicked"))?;
+        latencies.extend(client?);
+    }
+    let duration = start.elapsed();
+    bar.finish_and_clear();
+    Ok(LoadResult {
+        transfers_submitted: config.transfer_count,
+        transfers_created: created.load(Ordering::Relaxed),
+        duration,
+        latencies,
+    })
+}
+
+fn run_reads(
+    ledger: &Ledger,
+    config: &BenchmarkConfig,
+    transfers_created: u64,
+) -> Result<Vec<(&'static str, u64, Duration)>> {
+    let mut rng = SplitMix64::new(config.seed.wrapping_add(1));
+    let accounts = config.account_count.max(1);
+    let clients = config.clients.max(1) as u64;
+    let per_client = (config.transfer_count / clients).max(1);
+    let mut reads = Vec::new();
+
+    let start = Instant::now();
+    let mut found = 0u64;
+    for _ in 0..config.query_count {
+        let ids: Vec<u128> = (0..BATCH_EVENTS_MAX)
+            .map(|_| account_id(rng.below(accounts)))
+            .collect();
+        found += ledger.lookup_accounts(&ids)?.len() as u64;
+    }
+    reads.push(("lookup_accounts (accounts)", found, start.elapsed()));
+
+    let start = Instant::now();
+    let mut found = 0u64;
+    if transfers_created > 0 {
+        for _ in 0..config.query_count {
+            let ids: Vec<u128> = (0..BATCH_EVENTS_MAX)
+                .map(|_| {
+                    (u128::from(rng.below(clients)) << 64)
+                        | u128::from(rng.range_inclusive(1, per_client))
+                })
+                .collect();
+            found += ledger.lookup_transfers(&ids)?.len() as u64;
+        }
+    }
+    reads.push(("lookup_transfers (transfers)", found, start.elapsed()));
+
+    let start = Instant::now();
+    for _ in 0..config.query_count {
+        let filter = AccountFilter {
+            account_id: account_id(rng.below(accounts)),
+            limit: 100,
+            flags: AccountFilterFlags::DEBITS
+                | AccountFilterFlags::CREDITS
+                | AccountFilterFlags::REVERSED,
+            ..AccountFilter::default()
+        };
+        ledger.get_account_transfers(&filter)?;
+    }
+    reads.push((
+        "get_account_transfers (queries, limit 100)",
+        config.query_count,
+        start.elapsed(),
+    ));
+
+    let start = Instant::now();
+    for _ in 0..config.query_count {
+        let filter = QueryFilter {
+            user_data_32: rng.range_inclusive(1, 1000) as u32,
+            limit: 100,
+            ..QueryFilter::default()
+        };
+        ledger.query_transfers(&filter)?;
+    }
+    reads.push((
+        "query_transfers (queries, limit 100)",
+        config.query_count,
+        start.elapsed(),
+    ));
+    Ok(reads)
+}
+
+fn percentiles(mut latencies: Vec<Duration>) -> [Duration; 4] {
+    if latencies.is_empty() {
+        return [Duration::ZERO; 4];
+    }
+    latencies.sort_unstable();
+    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    [at(0.01), at(0.50), at(0.99), at(1.0)]
+}
+
+/// Resident set size of this process, from `/proc/self/statm` (0 where
+/// unavailable).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let io = RealIo;
+    let Ok(names) = io.list_dir(dir) else {
+        return 0;
+    };
+    names
+        .iter()
+        .filter_map(|name| io.open(&dir.join(name), OpenMode::ReadOnly).ok())
+        .filter_map(|file| file.len().ok())
+        .sum()
+}
+
+fn per_second(items: u64, duration: Duration) -> f64 {
+    items as f64 / duration.as_secs_f64().max(1e-9)
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.1} ms", duration.as_secs_f64() * 1e3)
+}
+
+impl fmt::Display for BenchmarkReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "syncpay benchmark: {}", self.config_summary)?;
+        writeln!(
+            f,
+            "load accepted = {:.0} tx/s ({} transfers in {:.2} s, {} not created)",
+            per_second(self.transfers, self.load_duration),
+            self.transfers,
+            self.load_duration.as_secs_f64(),
+            self.transfers_failed
+        )?;
+        let [p1, p50, p99, p100] = self.batch_latency;
+        writeln!(
+            f,
+            "batch latency p1 = {}, p50 = {}, p99 = {}, p100 = {}",
+            millis(p1),
+            millis(p50),
+            millis(p99),
+            millis(p100)
+        )?;
+        for (name, items, duration) in &self.reads {
+            writeln!(
+                f,
+                "{name}: {items} in {} = {:.0}/s",
+                millis(*duration),
+                per_second(*items, *duration)
+            )?;
+        }
+        let stored = (self.transfers - self.transfers_failed).max(1);
+        writeln!(
+            f,
+            "resident memory = {:.1} MiB ({:.0} bytes per stored transfer; ledger estimate {:.0} bytes per transfer)",
+            self.resident_bytes as f64 / (1 << 20) as f64,
+            self.resident_bytes as f64 / stored as f64,
+            self.estimated_bytes as f64 / stored as f64
+        )?;
+        writeln!(
+            f,
+            "bytes on disk = {:.1} MiB log + {:.1} MiB snapshots",
+            self.disk_bytes.0 as f64 / (1 << 20) as f64,
+            self.disk_bytes.1 as f64 / (1 << 20) as f64
+        )?;
+        let (duration, replayed, snapshot) = self.recovery;
+        writeln!(
+            f,
+            "recovery = {:.2} s (snapshot at lsn {}, {} batches replayed)",
+            duration.as_secs_f64(),
+            snapshot.map_or("none".to_string(), |l| l.to_string()),
+            replayed
+        )?;
+        match &self.invariants {
+            Ok(()) => write!(f, "invariants = ok (after load and after recovery)"),
+            Err(error) => write!(f, "invariants = VIOLATED: {error}"),
+        }
+    }
+}

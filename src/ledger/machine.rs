@@ -1,0 +1,89 @@
+//! The ledger as a [`StateMachine`] of the store: commands are batches of
+//! accounts or transfers, outputs are their dense results.
+//!
+//! The store assigns each batch `n` consecutive timestamps (one per event,
+//! at least one) and passes the last as the batch timestamp, exactly the
+//! TigerBeetle convention the state machine expects.
+
+use std::io::Write;
+
+use super::codec::{self, LedgerCommand};
+use super::results::{CreateAccountResult, CreateTransferResult};
+use super::state_machine::{LedgerImage, LedgerState};
+use crate::store::{ApplyContext, DecodeError, StateMachine};
+
+/// What applying a command returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerOutput {
+    /// Results of `create_accounts`, one per event.
+    Accounts(Vec<CreateAccountResult>),
+    /// Results of `create_transfers`, one per event.
+    Transfers(Vec<CreateTransferResult>),
+}
+
+/// The ledger state hosted by a store.
+pub struct LedgerMachine {
+    /// The state proper.
+    pub state: LedgerState,
+}
+
+impl std::fmt::Debug for LedgerMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerMachine")
+            .field("accounts", &self.state.account_count())
+            .field("transfers", &self.state.transfer_count())
+            .finish()
+    }
+}
+
+impl StateMachine for LedgerMachine {
+    type Command = LedgerCommand;
+    type Output = LedgerOutput;
+    type Image = LedgerImage;
+
+    fn initial() -> Self {
+        LedgerMachine {
+            state: LedgerState::new(),
+        }
+    }
+
+    fn encode_command(command: &LedgerCommand, out: &mut Vec<u8>) {
+        codec::encode(command, out)
+    }
+
+    fn decode_command(bytes: &[u8]) -> Result<LedgerCommand, DecodeError> {
+        codec::decode(bytes)
+    }
+
+    fn timestamps_needed(command: &LedgerCommand) -> u64 {
+        command.len().max(1) as u64
+    }
+
+    fn apply(&mut self, command: LedgerCommand, context: ApplyContext) -> LedgerOutput {
+        match command {
+            LedgerCommand::CreateAccounts(events) => {
+                LedgerOutput::Accounts(self.state.create_accounts(&events, context.timestamp))
+            }
+            LedgerCommand::CreateTransfers(events) => {
+                LedgerOutput::Transfers(self.state.create_transfers(&events, context.timestamp))
+            }
+        }
+    }
+
+    fn image(&self) -> LedgerImage {
+        self.state.image()
+    }
+
+    fn write_image(image: &LedgerImage, out: &mut dyn Write) -> std::io::Result<()> {
+        LedgerState::write_image(image, out)
+    }
+
+    fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
+        LedgerState::restore(bytes)
+            .map(|state| LedgerMachine { state })
+            .map_err(|_| DecodeError {
+                what: "ledger snapshot",
+                reason: "invalid ledger image",
+            })
+    }
+}
