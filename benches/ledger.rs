@@ -163,7 +163,7 @@ fn replay(c: &mut Criterion) {
     for _ in 0..batches {
         ledger.create_transfers(&transfers.batch(8189)).unwrap();
     }
-    let usage = ledger.memory_usage();
+    let usage = ledger.memory_usage().unwrap();
     println!(
         "memory estimate: {:.0} bytes per stored transfer, {:.0} bytes per account ({:?})",
         usage.total_bytes() as f64 / transfers.next_id as f64,

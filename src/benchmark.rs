@@ -130,7 +130,7 @@ pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
     let load = run_load(&ledger, &config)?;
     let reads = run_reads(&ledger, &config, load.transfers_created)?;
     let resident_bytes = resident_bytes().saturating_sub(resident_before);
-    let estimated_bytes = ledger.memory_usage().total_bytes() as u64;
+    let estimated_bytes = ledger.memory_usage()?.total_bytes() as u64;
     let mut invariants = ledger.check_invariants().map_err(|e| e.to_string());
     let ledger = Arc::try_unwrap(ledger).map_err(|_| Error::Internal("ledger still shared"))?;
     ledger.close()?;

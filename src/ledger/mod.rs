@@ -282,7 +282,7 @@ impl Ledger {
     /// ```
     pub fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>> {
         check_batch(ids.len(), BATCH_EVENTS_MAX)?;
-        Ok(self.store.read(|m| m.state.lookup_accounts(ids)))
+        Ok(self.store.read(|m| m.state.lookup_accounts(ids))?)
     }
 
     /// Looks transfers up by id; ids not found are left out. At most
@@ -301,7 +301,7 @@ impl Ledger {
     /// ```
     pub fn lookup_transfers(&self, ids: &[u128]) -> Result<Vec<Transfer>> {
         check_batch(ids.len(), BATCH_EVENTS_MAX)?;
-        Ok(self.store.read(|m| m.state.lookup_transfers(ids)))
+        Ok(self.store.read(|m| m.state.lookup_transfers(ids))?)
     }
 
     /// The transfers of one account matching `filter`, in timestamp order
@@ -326,7 +326,7 @@ impl Ledger {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_account_transfers(&self, filter: &AccountFilter) -> Result<Vec<Transfer>> {
-        Ok(self.store.read(|m| m.state.get_account_transfers(filter)))
+        Ok(self.store.read(|m| m.state.get_account_transfers(filter))?)
     }
 
     /// The balance history of an account created with the `HISTORY` flag:
@@ -347,7 +347,7 @@ impl Ledger {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_account_balances(&self, filter: &AccountFilter) -> Result<Vec<AccountBalance>> {
-        Ok(self.store.read(|m| m.state.get_account_balances(filter)))
+        Ok(self.store.read(|m| m.state.get_account_balances(filter))?)
     }
 
     /// Accounts matching `filter` (user data, ledger, code, timestamp
@@ -366,7 +366,7 @@ impl Ledger {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn query_accounts(&self, filter: &QueryFilter) -> Result<Vec<Account>> {
-        Ok(self.store.read(|m| m.state.query_accounts(filter)))
+        Ok(self.store.read(|m| m.state.query_accounts(filter))?)
     }
 
     /// Transfers matching `filter`, in timestamp order. Cost: a scan of the
@@ -385,7 +385,7 @@ impl Ledger {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn query_transfers(&self, filter: &QueryFilter) -> Result<Vec<Transfer>> {
-        Ok(self.store.read(|m| m.state.query_transfers(filter)))
+        Ok(self.store.read(|m| m.state.query_transfers(filter))?)
     }
 
     /// Writes a snapshot now and truncates the log behind the older
@@ -398,13 +398,13 @@ impl Ledger {
     /// amounts, balance limits). An error is a bug, never bad input.
     pub fn check_invariants(&self) -> Result<()> {
         self.store
-            .read(|m| m.state.check_invariants())
+            .read(|m| m.state.check_invariants())?
             .map_err(Error::Invariant)
     }
 
     /// Estimated memory held by the ledger state, per component.
-    pub fn memory_usage(&self) -> MemoryUsage {
-        self.store.read(|m| m.state.memory_bytes())
+    pub fn memory_usage(&self) -> Result<MemoryUsage> {
+        Ok(self.store.read(|m| m.state.memory_bytes())?)
     }
 
     /// The underlying store (log sizes, LSNs).

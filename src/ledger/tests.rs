@@ -424,11 +424,14 @@ fn snapshot_plus_suffix_equals_full_replay() {
     }
     drop(ledger);
     let image = |ledger: &Ledger| {
-        ledger.store().read(|m| {
-            let mut bytes = Vec::new();
-            LedgerState::write_image(&m.state.image(), &mut bytes).unwrap();
-            bytes
-        })
+        ledger
+            .store()
+            .read(|m| {
+                let mut bytes = Vec::new();
+                LedgerState::write_image(&m.state.image(), &mut bytes).unwrap();
+                bytes
+            })
+            .unwrap()
     };
     let from_snapshot = Ledger::open("/db", options.clone()).unwrap();
     assert!(from_snapshot.recovery().snapshot_lsn.is_some());

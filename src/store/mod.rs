@@ -36,7 +36,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::{Clock, SystemClock};
 use crate::io::{File, OpenMode};
 use crate::snapshot::{SnapshotDir, SnapshotError};
-use crate::wal::{Completion, Lsn, Submitted, Wal, WalError, WalOptions};
+use crate::wal::{Lsn, Wal, WalError, WalOptions};
 
 pub use recovery::StoreRecovery;
 
@@ -244,6 +244,63 @@ struct Core<M: StateMachine> {
     checkpoint_interval_bytes: u64,
     poison: Mutex<Option<Arc<StoreError>>>,
     poisoned: AtomicBool,
+    /// The LSN whose command applies next: commands apply in log order.
+    turnstile: Mutex<Lsn>,
+    turnstile_changed: parking_lot::Condvar,
+}
+
+/// A caller's turn to apply its command: waited for in LSN order, and
+/// passed on exactly once, also if the caller fails or panics (then the
+/// store is poisoned, since its command may be half applied).
+struct Turn<'a, M: StateMachine> {
+    core: &'a Core<M>,
+    lsn: Lsn,
+    completed: bool,
+}
+
+impl<'a, M: StateMachine> Turn<'a, M> {
+    /// Waits until every command before `lsn` was applied (or the store was
+    /// poisoned, which also passes the turn on).
+    fn wait(core: &'a Core<M>, lsn: Lsn) -> Result<Turn<'a, M>, StoreError> {
+        let mut turn = Turn {
+            core,
+            lsn,
+            completed: false,
+        };
+        let mut next = core.turnstile.lock();
+        while *next < lsn {
+            core.turnstile_changed.wait(&mut next);
+        }
+        drop(next);
+        if let Err(error) = core.check_poison() {
+            turn.completed = true;
+            turn.pass();
+            return Err(error);
+        }
+        Ok(turn)
+    }
+
+    fn complete(mut self) {
+        self.completed = true;
+    }
+
+    fn pass(&self) {
+        let mut next = self.core.turnstile.lock();
+        *next = (*next).max(self.lsn + 1);
+        drop(next);
+        self.core.turnstile_changed.notify_all();
+    }
+}
+
+impl<M: StateMachine> Drop for Turn<'_, M> {
+    fn drop(&mut self) {
+        if !self.completed {
+            // Failed or panicked between taking the turn and finishing the
+            // apply: the state may be inconsistent.
+            self.core.poison(StoreError::Closed);
+        }
+        self.pass();
+    }
 }
 
 /// The newest known-good snapshot (verified at open or written by us).
@@ -286,7 +343,7 @@ struct CheckpointState {
 /// assert_eq!(store.execute(2)?, 7);
 /// drop(store);
 /// let (store, _) = Store::<Counter>::open(dir.path(), StoreOptions::default())?;
-/// assert_eq!(store.read(|c| c.0), 7);
+/// assert_eq!(store.read(|c| c.0)?, 7);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Store<M: StateMachine> {
@@ -325,6 +382,7 @@ impl<M: StateMachine> Store<M> {
     ) -> Result<(Store<M>, StoreRecovery), StoreError> {
         let lock = recovery::lock_dir(options.wal.io.as_ref(), dir)?;
         let recovered = recovery::recover::<M>(dir, &options)?;
+        let applied_lsn = recovered.applied.applied_lsn;
         let core = Arc::new(Core {
             wal: recovered.wal,
             sequencer: Mutex::new(recovered.applied.last_timestamp),
@@ -338,6 +396,8 @@ impl<M: StateMachine> Store<M> {
             checkpoint_interval_bytes: options.checkpoint_interval_bytes,
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
+            turnstile: Mutex::new(applied_lsn + 1),
+            turnstile_changed: parking_lot::Condvar::new(),
         });
         let checkpointer = if options.checkpoint_interval_bytes > 0 {
             Some(Checkpointer::spawn(Arc::clone(&core))?)
@@ -354,77 +414,59 @@ impl<M: StateMachine> Store<M> {
 
     /// Logs `command` durably, applies it, and returns its output. Concurrent
     /// callers share group commits.
+    ///
+    /// The command is applied while its log record is being written and
+    /// synced, under the state's write lock, which is released only once
+    /// the record is durable: readers never see the applied command before
+    /// it is durable, yet the apply and the `fdatasync` overlap instead of
+    /// following each other. Commands are applied in LSN order (a
+    /// turnstile). If the record then fails to become durable, the state is
+    /// ahead of the disk: the store poisons itself before releasing the
+    /// lock, so that no read and no later command ever sees it.
     pub fn execute(&self, command: M::Command) -> Result<M::Output, StoreError> {
-        // The writer fills the slot (on its thread, in LSN order) before it
-        // publishes the group as finished, so `wait` returning means filled.
-        let slot = Arc::new(Mutex::new(None));
-        let filled = Arc::clone(&slot);
-        let submitted = self.submit_inner(command, move |result| {
-            *filled.lock() = Some(result);
-        })?;
-        let waited = self.core.wal.wait(submitted.ticket);
-        let output = slot.lock().take();
-        match (output, waited) {
-            (Some(result), _) => result,
-            (None, Err(error)) => Err(error.into()),
-            (None, Ok(())) => Err(StoreError::Closed),
-        }
-    }
-
-    /// Logs `command` without waiting; `on_done` gets the output (on the
-    /// log's writer thread) once it is durable and applied. Returns the
-    /// command's LSN. If this returns `Err`, `on_done` is never called.
-    pub fn submit<F>(&self, command: M::Command, on_done: F) -> Result<Lsn, StoreError>
-    where
-        F: FnOnce(Result<M::Output, StoreError>) + Send + 'static,
-    {
-        Ok(self.submit_inner(command, on_done)?.lsns.start)
-    }
-
-    fn submit_inner<F>(&self, command: M::Command, on_done: F) -> Result<Submitted, StoreError>
-    where
-        F: FnOnce(Result<M::Output, StoreError>) + Send + 'static,
-    {
-        self.core.check_poison()?;
+        let core = &self.core;
+        core.check_poison()?;
         let mut bytes = Vec::new();
         M::encode_command(&command, &mut bytes);
         let needed = M::timestamps_needed(&command).max(1);
         let record_bytes = (bytes.len() + RECORD_PREFIX_BYTES) as u64;
-        let state = Arc::clone(&self.core.state);
-        let core = &self.core;
+        let mut timestamp = 0;
         let submitted = core.wal.submit_with(|batch| {
             let mut last = core.sequencer.lock();
-            let timestamp = core.clock.realtime_ns().max(last.saturating_add(needed));
-            if batch
-                .push_parts(&[&timestamp.to_le_bytes(), &bytes])
-                .is_ok()
-            {
-                *last = timestamp;
+            let stamp = core.clock.realtime_ns().max(last.saturating_add(needed));
+            if batch.push_parts(&[&stamp.to_le_bytes(), &bytes]).is_ok() {
+                *last = stamp;
+                timestamp = stamp;
             }
-            let completion: Completion = Box::new(move |result| {
-                let output = result.map_err(StoreError::from).map(|lsns| {
-                    let mut applied = state.write();
-                    let context = ApplyContext {
-                        lsn: lsns.start,
-                        timestamp,
-                    };
-                    let output = applied.machine.apply(command, context);
-                    applied.applied_lsn = lsns.start;
-                    applied.last_timestamp = timestamp;
-                    output
-                });
-                on_done(output);
-            });
-            Some(completion)
+            None
         })?;
-        self.core
-            .note_log_bytes(record_bytes, self.checkpointer.as_ref());
-        Ok(submitted)
+        drop(bytes);
+        core.note_log_bytes(record_bytes, self.checkpointer.as_ref());
+        let lsn = submitted.lsns.start;
+        let turn = Turn::wait(core, lsn)?;
+        let mut applied = core.state.write();
+        // An earlier command may have failed while this one waited.
+        core.check_poison()?;
+        let context = ApplyContext { lsn, timestamp };
+        let output = applied.machine.apply(command, context);
+        applied.applied_lsn = lsn;
+        applied.last_timestamp = timestamp;
+        let durable = core.wal.wait(submitted.ticket);
+        let result = match durable {
+            Ok(()) => Ok(output),
+            Err(error) => Err(core.poison(error.into())),
+        };
+        drop(applied);
+        turn.complete();
+        result
     }
 
-    /// Runs `f` on the current state (everything in it is durable).
-    pub fn read<R>(&self, f: impl FnOnce(&M) -> R) -> R {
-        f(&self.core.state.read().machine)
+    /// Runs `f` on the current state: everything in it is durable. Fails
+    /// if the store is poisoned (its state may then be ahead of the disk).
+    pub fn read<R>(&self, f: impl FnOnce(&M) -> R) -> Result<R, StoreError> {
+        let applied = self.core.state.read();
+        self.core.check_poison()?;
+        Ok(f(&applied.machine))
     }
 
     /// The LSN of the last applied command.

@@ -34,7 +34,9 @@ fn open(io: &SimIo, clock: &SimClock, interval: u64) -> (Store<Journal>, StoreRe
 }
 
 fn payloads(store: &Store<Journal>) -> Vec<Vec<u8>> {
-    store.read(|j| j.entries.iter().map(|e| e.payload.clone()).collect())
+    store
+        .read(|j| j.entries.iter().map(|e| e.payload.clone()).collect())
+        .unwrap()
 }
 
 /// Checks the journal's own invariants: LSNs consecutive, timestamps
@@ -69,7 +71,7 @@ fn execute_reopen_timestamps_increase() {
     assert_eq!(report.replayed_records, 2);
     let (_, t3) = store.execute(b"c".to_vec()).unwrap();
     assert!(t3 > t2, "timestamps must increase across restarts");
-    store.read(|j| check_journal(j, "reopen"));
+    store.read(|j| check_journal(j, "reopen")).unwrap();
 }
 
 // Goal: concurrent executors each get their own command applied exactly
@@ -96,11 +98,13 @@ fn concurrent_execute_applies_in_lsn_order() {
         .collect();
     outputs.sort();
     assert_eq!(outputs.len(), 400);
-    store.read(|j| {
-        check_journal(j, "concurrent");
-        let applied: Vec<(Lsn, u64)> = j.entries.iter().map(|e| (e.lsn, e.timestamp)).collect();
-        assert_eq!(applied, outputs);
-    });
+    store
+        .read(|j| {
+            check_journal(j, "concurrent");
+            let applied: Vec<(Lsn, u64)> = j.entries.iter().map(|e| (e.lsn, e.timestamp)).collect();
+            assert_eq!(applied, outputs);
+        })
+        .unwrap();
 }
 
 // Goal: a checkpoint writes a snapshot, the next one truncates the log
@@ -212,7 +216,7 @@ fn snapshot_plus_suffix_equals_full_replay() {
     drop(store);
     let (from_snapshot, report) = open(&io, &clock, 0);
     assert_eq!(report.snapshot_lsn, Some(80));
-    let image_snapshot = from_snapshot.read(|j| j.image());
+    let image_snapshot = from_snapshot.read(|j| j.image()).unwrap();
     drop(from_snapshot);
     let snapshot_path = dir()
         .join(SNAPSHOT_DIR_NAME)
@@ -221,7 +225,7 @@ fn snapshot_plus_suffix_equals_full_replay() {
     let (full, report) = open(&io, &clock, 0);
     assert_eq!(report.snapshot_lsn, None);
     assert_eq!(report.replayed_records, 120);
-    assert_eq!(full.read(|j| j.image()), image_snapshot);
+    assert_eq!(full.read(|j| j.image()).unwrap(), image_snapshot);
 }
 
 // Goal: automatic checkpoints happen in the background after the configured
@@ -339,7 +343,7 @@ fn run_store_power_cut(seed: u64) {
             submitted[..recovered.len()],
             "{context}: wrong data"
         );
-        store.read(|j| check_journal(j, &context));
+        store.read(|j| check_journal(j, &context)).unwrap();
         acked = recovered.len();
     }
 }
@@ -353,4 +357,26 @@ fn store_directory_is_locked() {
     let error = Store::<Journal>::open(&dir(), options(&io, &clock, 0)).unwrap_err();
     assert!(matches!(error, StoreError::Locked { .. }), "{error}");
     drop(store);
+}
+
+// Goal: a command applied while its record was being synced, whose sync
+// then failed, is never observable: the call fails, and every later read
+// and command fails (poisoned) instead of exposing the non-durable state.
+#[test]
+fn failed_sync_after_apply_hides_the_state() {
+    let io = SimIo::new(10);
+    let clock = SimClock::new(1);
+    let (store, _) = open(&io, &clock, 0);
+    store.execute(b"durable".to_vec()).unwrap();
+    store.wal().wait_for_spare_segment();
+    io.fail_sync_after(0);
+    assert!(store.execute(b"not durable".to_vec()).is_err());
+    let read = store.read(|j| j.entries.len());
+    assert!(matches!(read, Err(StoreError::Poisoned { .. })), "{read:?}");
+    assert!(store.execute(b"later".to_vec()).is_err());
+    assert!(store.checkpoint().is_err());
+    drop(store);
+    io.crash(CrashMode::PowerLoss);
+    let (store, _) = open(&io, &clock, 0);
+    assert_eq!(payloads(&store), vec![b"durable".to_vec()]);
 }
