@@ -190,23 +190,33 @@ impl Writer {
         let expected = self.previous_group_submissions;
         let deadline = Instant::now() + GROUP_GATHER_WAIT_MAX;
         while bytes < group_size_max {
-            match self.rx.try_recv() {
-                Ok(Request::Append(submission)) => {
+            let next = if group.len() < expected {
+                // Sleep until the next appender arrives (or the deadline):
+                // spinning here would take a core from the appenders.
+                match deadline.checked_duration_since(Instant::now()) {
+                    Some(remaining) => self.rx.recv_timeout(remaining).ok(),
+                    None => self.rx.try_recv().ok(),
+                }
+            } else {
+                self.rx.try_recv().ok()
+            };
+            match next {
+                Some(Request::Append(submission)) => {
                     bytes += submission.frames.len();
                     group.push(submission);
                 }
-                Ok(other) => {
+                Some(other) => {
                     deferred = Some(other);
                     break;
                 }
-                Err(_) if group.len() < expected && Instant::now() < deadline => {
-                    std::thread::yield_now();
-                }
-                Err(_) => break,
+                None => break,
             }
         }
         // Decay slowly: one slow appender should not shrink the next groups.
         self.previous_group_submissions = group.len().max(expected.saturating_sub(1));
+        self.shared
+            .last_group_submissions
+            .store(group.len(), Ordering::Relaxed);
         self.shared.stats_groups.fetch_add(1, Ordering::Relaxed);
         self.shared
             .stats_submissions
