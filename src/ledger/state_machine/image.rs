@@ -88,7 +88,7 @@ impl LedgerImage {
         self.transfers.len()
     }
 
-    /// Returns the exact number of bytes [`write_image`] writes for this image.
+    /// Returns the exact number of bytes [`LedgerState::write_image`] writes for this image.
     pub fn encoded_bytes(&self) -> u64 {
         let sections = [
             128 * self.accounts.len(),
@@ -101,7 +101,7 @@ impl LedgerImage {
     }
 }
 
-/// Why [`restore`] rejected its input.
+/// Why [`LedgerState::restore`] rejected its input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RestoreError {
     /// The input is shorter than the header.
