@@ -70,6 +70,10 @@ impl StateMachine for LedgerMachine {
         }
     }
 
+    fn reserve_for_replay(&mut self, log_bytes: u64) {
+        self.state.reserve_for_replay(log_bytes)
+    }
+
     fn image(&self) -> LedgerImage {
         self.state.image()
     }

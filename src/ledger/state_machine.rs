@@ -768,6 +768,15 @@ impl LedgerState {
         self.accounts.get(index as usize).map(|record| &record.0)
     }
 
+    /// Sizes the transfer index for the transfers that `log_bytes` of logged batches can
+    /// hold at most (every logged event takes at least a transfer's bytes), so that replay
+    /// does not rebuild the index at every doubling.
+    pub fn reserve_for_replay(&mut self, log_bytes: u64) {
+        let events = log_bytes / size_of::<Transfer>() as u64;
+        self.transfer_index
+            .reserve(usize::try_from(events).unwrap_or(usize::MAX));
+    }
+
     /// Returns the slot and record of the stored transfer with this id.
     #[inline]
     fn transfer_by_id(&self, id: u128) -> Option<(u32, &Transfer)> {

@@ -92,6 +92,13 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
     }
     /// Applies a durable command. Must be deterministic.
     fn apply(&mut self, command: Self::Command, context: ApplyContext) -> Self::Output;
+
+    /// A hint before recovery replays the log: at most `log_bytes` of
+    /// records follow. A machine may size its indexes for them up front
+    /// instead of growing them step by step. The default does nothing.
+    fn reserve_for_replay(&mut self, log_bytes: u64) {
+        let _ = log_bytes;
+    }
     /// Takes a consistent image of the state.
     fn image(&self) -> Self::Image;
     /// Writes an image as snapshot bytes.

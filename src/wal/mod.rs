@@ -728,6 +728,28 @@ impl Wal {
             .sum()
     }
 
+    /// Bytes of live frames from `lsn` on: an upper bound, counted in the
+    /// segment holding `lsn` from the nearest sparse-index entry at or
+    /// before it.
+    pub fn live_bytes_from(&self, lsn: Lsn) -> u64 {
+        let header = SEGMENT_HEADER_SIZE_BYTES as u64;
+        self.shared
+            .segments
+            .read()
+            .iter()
+            .filter(|s| s.end_lsn > lsn)
+            .map(|s| {
+                let start = s
+                    .sparse
+                    .iter()
+                    .take_while(|&&(entry_lsn, _)| entry_lsn <= lsn)
+                    .last()
+                    .map_or(header, |&(_, offset)| offset);
+                s.end_offset.saturating_sub(start)
+            })
+            .sum()
+    }
+
     /// Stops the writer after everything submitted so far is durable;
     /// later calls fail with [`WalError::Closed`]. Returns the poison cause
     /// if the log was poisoned. Dropping the log does the same.

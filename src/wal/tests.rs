@@ -76,6 +76,34 @@ fn append_read_reopen_with_rollover() {
     }
 }
 
+// Goal: `live_bytes_from` bounds from above the frame bytes from any LSN
+// on, across segments, and is exact at the ends.
+#[test]
+fn live_bytes_from_bounds_the_frames_after_an_lsn() {
+    let io = SimIo::new(2);
+    let (wal, _) = Wal::open(&dir(), sim_options(&io, 4096)).unwrap();
+    // A 128-byte payload takes a 160-byte frame (32-byte header).
+    let frame_bytes = 160u64;
+    let records = 300u64;
+    for _ in 0..records {
+        wal.append(&[7u8; 128]).unwrap();
+    }
+    assert!(wal.segment_count() > 3, "rollover should have happened");
+    assert_eq!(wal.live_bytes(), records * frame_bytes);
+    assert_eq!(wal.live_bytes_from(1), wal.live_bytes());
+    assert_eq!(wal.live_bytes_from(records + 1), 0);
+    for lsn in [2, 25, 26, 150, 299, 300] {
+        let exact = (records + 1 - lsn) * frame_bytes;
+        let bound = wal.live_bytes_from(lsn);
+        assert!(
+            (exact..=wal.live_bytes()).contains(&bound),
+            "lsn {lsn}: {bound} outside {exact}..={}",
+            wal.live_bytes()
+        );
+    }
+    wal.close().unwrap();
+}
+
 // Goal: a batch gets consecutive LSNs and is durable as a unit.
 #[test]
 fn append_batch_assigns_consecutive_lsns() {
