@@ -291,15 +291,20 @@ impl Client {
             self.next_id += 1;
             let id = (u128::from(self.index) << 64) | u128::from(self.next_id);
             if let Some(pending_id) = resolving.pop() {
-                let flags = if self.rng.chance(9, 10) {
-                    TransferFlags::POST_PENDING_TRANSFER
+                // A post of `AMOUNT_MAX` posts the full pending amount; a
+                // void names no amount (0 means the pending amount).
+                let (flags, amount) = if self.rng.chance(9, 10) {
+                    (
+                        TransferFlags::POST_PENDING_TRANSFER,
+                        crate::ledger::AMOUNT_MAX,
+                    )
                 } else {
-                    TransferFlags::VOID_PENDING_TRANSFER
+                    (TransferFlags::VOID_PENDING_TRANSFER, 0)
                 };
                 batch.push(Transfer {
                     id,
                     pending_id,
-                    amount: crate::ledger::AMOUNT_MAX,
+                    amount,
                     flags,
                     ..Transfer::default()
                 });
@@ -568,6 +573,38 @@ impl fmt::Display for BenchmarkReport {
         match &self.invariants {
             Ok(()) => write!(f, "invariants = ok (after load and after recovery)"),
             Err(error) => write!(f, "invariants = VIOLATED: {error}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Goal: a small run of the benchmark's own workload is all valid
+    // transfers (posts and voids included), so "not created" in a report
+    // means a real failure, and the run's invariant checks pass.
+    #[test]
+    fn small_two_phase_run_creates_every_transfer() {
+        for distribution in [
+            AccountDistribution::Uniform,
+            AccountDistribution::Zipf { exponent: 1.0 },
+        ] {
+            let config = BenchmarkConfig {
+                account_count: 100,
+                transfer_count: 20_000,
+                transfer_batch_size: 500,
+                clients: 2,
+                account_distribution: distribution,
+                two_phase_percent: 30,
+                query_count: 10,
+                progress: false,
+                ..BenchmarkConfig::default()
+            };
+            let report = run(config).expect("benchmark run");
+            assert_eq!(report.transfers, 20_000, "{distribution:?}");
+            assert_eq!(report.transfers_failed, 0, "{distribution:?}");
+            assert_eq!(report.invariants, Ok(()), "{distribution:?}");
         }
     }
 }
