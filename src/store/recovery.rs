@@ -174,20 +174,29 @@ fn replay<M: StateMachine>(
         .reserve_for_replay(wal.live_bytes_from(applied.applied_lsn + 1));
     let (sender, receiver) = crossbeam_channel::bounded(REPLAY_READ_AHEAD);
     std::thread::scope(|scope| {
-        scope.spawn(move || {
-            loop {
-                let item = match reader.next_record() {
-                    Ok(None) => break,
-                    Ok(Some((lsn, payload))) => decode_record::<M>(lsn, payload),
-                    Err(error) => Err(error.into()),
-                };
-                let failed = item.is_err();
-                // A send fails only when the applying side has stopped.
-                if sender.send(item).is_err() || failed {
-                    break;
+        let reading = std::thread::Builder::new()
+            .name("syncpay-replay".into())
+            .spawn_scoped(scope, move || {
+                loop {
+                    let item = match reader.next_record() {
+                        Ok(None) => break,
+                        Ok(Some((lsn, payload))) => decode_record::<M>(lsn, payload),
+                        Err(error) => Err(error.into()),
+                    };
+                    let failed = item.is_err();
+                    // A send fails only when the applying side has stopped.
+                    if sender.send(item).is_err() || failed {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        if let Err(source) = reading {
+            return Err(StoreError::Io {
+                op: "spawn replay thread",
+                path: wal.dir().to_path_buf(),
+                source,
+            });
+        }
         // Returning early drops `receiver`, which stops the reading thread;
         // the scope joins it before `replay` returns.
         for item in receiver {
