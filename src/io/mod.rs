@@ -133,6 +133,60 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+/// Name of the lock file that an open log or store holds in its directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+/// A failed step of preparing a directory: the operation, its path, the error.
+#[derive(Debug)]
+pub(crate) struct DirStepError {
+    pub op: &'static str,
+    pub path: PathBuf,
+    pub source: io::Error,
+}
+
+impl DirStepError {
+    fn new(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DirStepError {
+        let path = path.to_path_buf();
+        move |source| DirStepError { op, path, source }
+    }
+
+    /// True if the lock file is locked by another open instance.
+    pub fn is_locked(&self) -> bool {
+        self.op == "lock" && self.source.kind() == io::ErrorKind::WouldBlock
+    }
+}
+
+/// Creates `dir` if needed and syncs its parent, so that the directory's
+/// entry survives a crash.
+pub(crate) fn create_dir_durable(io: &dyn Io, dir: &Path) -> Result<(), DirStepError> {
+    io.create_dir_all(dir)
+        .map_err(DirStepError::new("create_dir", dir))?;
+    let parent = parent_dir(dir);
+    io.sync_dir(&parent)
+        .map_err(DirStepError::new("sync_dir", &parent))
+}
+
+/// Opens `dir`'s lock file (creating it durably) and locks it exclusively;
+/// a lock held elsewhere fails with [`DirStepError::is_locked`].
+pub(crate) fn lock_dir(io: &dyn Io, dir: &Path) -> Result<Box<dyn File>, DirStepError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = match io.open(&path, OpenMode::CreateNew) {
+        Ok(file) => {
+            io.sync_dir(dir)
+                .map_err(DirStepError::new("sync_dir", dir))?;
+            file
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            io.open(&path, OpenMode::ReadWrite)
+                .map_err(DirStepError::new("open", &path))?
+        }
+        Err(e) => return Err(DirStepError::new("open", &path)(e)),
+    };
+    file.try_lock_exclusive()
+        .map_err(DirStepError::new("lock", &path))?;
+    Ok(file)
+}
+
 /// True if the error is `ENOSPC` (no space left on device).
 pub fn is_no_space(error: &io::Error) -> bool {
     error.raw_os_error() == Some(sim::ENOSPC) || error.kind() == io::ErrorKind::StorageFull

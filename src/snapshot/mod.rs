@@ -266,19 +266,18 @@ fn parse_name(name: &str) -> Option<(Lsn, bool)> {
     Some((digits.parse().ok()?, temp))
 }
 
+/// Maps an I/O failure of `op` on `path` to a [`SnapshotError::Io`].
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError {
+    let path = path.to_path_buf();
+    move |source| SnapshotError::Io { op, path, source }
+}
+
 impl SnapshotDir {
     /// Opens (creating) the snapshot directory and removes leftover
     /// temporary files of interrupted writes.
     pub fn open(dir: &Path, io: Arc<dyn Io>) -> Result<SnapshotDir, SnapshotError> {
-        let io_error = |op, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| SnapshotError::Io { op, path, source }
-        };
-        io.create_dir_all(dir)
-            .map_err(io_error("create_dir", dir))?;
-        let parent = crate::io::parent_dir(dir);
-        io.sync_dir(&parent)
-            .map_err(io_error("sync_dir", &parent))?;
+        crate::io::create_dir_durable(io.as_ref(), dir)
+            .map_err(|step| io_error(step.op, &step.path)(step.source))?;
         let snapshots = SnapshotDir {
             dir: dir.to_path_buf(),
             io,
@@ -307,11 +306,7 @@ impl SnapshotDir {
     fn sync_dir(&self) -> Result<(), SnapshotError> {
         self.io
             .sync_dir(&self.dir)
-            .map_err(|source| SnapshotError::Io {
-                op: "sync_dir",
-                path: self.dir.clone(),
-                source,
-            })
+            .map_err(io_error("sync_dir", &self.dir))
     }
 
     /// The LSNs of the snapshot files present, newest first.
@@ -319,11 +314,7 @@ impl SnapshotDir {
         let names = self
             .io
             .list_dir(&self.dir)
-            .map_err(|source| SnapshotError::Io {
-                op: "list_dir",
-                path: self.dir.clone(),
-                source,
-            })?;
+            .map_err(io_error("list_dir", &self.dir))?;
         let mut lsns: Vec<Lsn> = names
             .iter()
             .filter_map(|n| parse_name(n))
@@ -346,12 +337,8 @@ impl SnapshotDir {
         lsn: Lsn,
         fill: impl FnOnce(&mut SnapshotWriter) -> std::io::Result<()>,
     ) -> Result<u64, SnapshotError> {
-        let temp = self.dir.join(format!("{lsn:020}.snap.tmp"));
+        let temp = self.dir.join(format!("{}.tmp", snapshot_file_name(lsn)));
         let path = self.path(lsn);
-        let io_error = |op, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| SnapshotError::Io { op, path, source }
-        };
         if self.io.exists(&temp).map_err(io_error("stat", &temp))? {
             self.io
                 .remove_file(&temp)
@@ -374,7 +361,7 @@ impl SnapshotDir {
         let header = SnapshotHeader {
             lsn,
             payload_len: writer.payload_len,
-            payload_crc: writer.hasher.clone().finalize(),
+            payload_crc: writer.hasher.finalize(),
         };
         let file = writer.file;
         file.write_all_at(&header.encode(), 0)
@@ -390,10 +377,6 @@ impl SnapshotDir {
     /// Maps and verifies the snapshot covering `lsn`.
     pub fn load(&self, lsn: Lsn) -> Result<Snapshot, SnapshotError> {
         let path = self.path(lsn);
-        let io_error = |op, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| SnapshotError::Io { op, path, source }
-        };
         let file = self
             .io
             .open(&path, OpenMode::ReadOnly)
@@ -422,11 +405,7 @@ impl SnapshotDir {
                 let path = self.path(lsn);
                 self.io
                     .remove_file(&path)
-                    .map_err(|source| SnapshotError::Io {
-                        op: "remove",
-                        path,
-                        source,
-                    })?;
+                    .map_err(io_error("remove", &path))?;
                 removed += 1;
             }
         }

@@ -34,7 +34,7 @@ use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::{Clock, SystemClock};
-use crate::io::{File, OpenMode};
+use crate::io::File;
 use crate::snapshot::{SnapshotDir, SnapshotError};
 use crate::wal::{Lsn, Wal, WalError, WalOptions};
 
@@ -182,6 +182,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A failed step of opening the store's directory.
+    pub(crate) fn from_dir_step(step: crate::io::DirStepError) -> StoreError {
+        if step.is_locked() {
+            return StoreError::Locked { path: step.path };
+        }
+        StoreError::Io {
+            op: step.op,
+            path: step.path,
+            source: step.source,
+        }
+    }
+
     /// True if this error comes from a full disk (`ENOSPC`).
     pub fn is_no_space(&self) -> bool {
         match self {
@@ -241,13 +253,13 @@ pub(crate) struct Applied<M> {
 /// Everything the store's threads share.
 struct Core<M: StateMachine> {
     wal: Wal,
-    state: Arc<RwLock<Applied<M>>>,
+    state: RwLock<Applied<M>>,
     /// Last timestamp handed out, in log order.
     sequencer: Mutex<u64>,
     snapshots: SnapshotDir,
     clock: Arc<dyn Clock>,
     checkpoint: Mutex<CheckpointState>,
-    log_bytes_since_checkpoint: Arc<AtomicU64>,
+    log_bytes_since_checkpoint: AtomicU64,
     checkpoint_interval_bytes: u64,
     poison: Mutex<Option<Arc<StoreError>>>,
     poisoned: AtomicBool,
@@ -280,8 +292,8 @@ impl<'a, M: StateMachine> Turn<'a, M> {
         }
         drop(next);
         if let Err(error) = core.check_poison() {
+            // Not a failure of this turn: dropping it just passes it on.
             turn.completed = true;
-            turn.pass();
             return Err(error);
         }
         Ok(turn)
@@ -374,7 +386,7 @@ impl<M: StateMachine> std::fmt::Debug for Store<M> {
 }
 
 /// Name of the store's lock file.
-pub const LOCK_FILE_NAME: &str = "LOCK";
+pub const LOCK_FILE_NAME: &str = crate::io::LOCK_FILE_NAME;
 /// Subdirectory holding the log.
 pub const WAL_DIR_NAME: &str = "wal";
 /// Subdirectory holding the snapshots.
@@ -393,13 +405,13 @@ impl<M: StateMachine> Store<M> {
         let core = Arc::new(Core {
             wal: recovered.wal,
             sequencer: Mutex::new(recovered.applied.last_timestamp),
-            state: Arc::new(RwLock::new(recovered.applied)),
+            state: RwLock::new(recovered.applied),
             snapshots: recovered.snapshots,
             clock: options.clock,
             checkpoint: Mutex::new(CheckpointState {
                 newest_good_lsn: recovered.report.snapshot_lsn,
             }),
-            log_bytes_since_checkpoint: Arc::new(AtomicU64::new(recovered.report.replayed_bytes)),
+            log_bytes_since_checkpoint: AtomicU64::new(recovered.report.replayed_bytes),
             checkpoint_interval_bytes: options.checkpoint_interval_bytes,
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
@@ -553,20 +565,18 @@ impl<M: StateMachine> Core<M> {
         let mut checkpoint = self.checkpoint.lock();
         let (lsn, last_timestamp, image) = {
             let applied = self.state.read();
-            (
-                applied.applied_lsn,
-                applied.last_timestamp,
-                applied.machine.image(),
-            )
+            let lsn = applied.applied_lsn;
+            // Nothing new since the newest good snapshot: no image to take.
+            if lsn == 0 || checkpoint.newest_good_lsn == Some(lsn) {
+                return Ok(CheckpointInfo {
+                    lsn,
+                    bytes: 0,
+                    segments_removed: 0,
+                });
+            }
+            (lsn, applied.last_timestamp, applied.machine.image())
         };
         let logged_since = self.log_bytes_since_checkpoint.load(Ordering::Relaxed);
-        if lsn == 0 || checkpoint.newest_good_lsn == Some(lsn) {
-            return Ok(CheckpointInfo {
-                lsn,
-                bytes: 0,
-                segments_removed: 0,
-            });
-        }
         let written = self.snapshots.write(lsn, |out| {
             out.write_all(&STORE_SNAPSHOT_VERSION.to_le_bytes())?;
             out.write_all(&0u32.to_le_bytes())?;
@@ -613,33 +623,5 @@ impl Checkpointer {
                 source,
             })?;
         Ok(Checkpointer { wake, thread })
-    }
-}
-
-/// Opens `path` for locking, creating it if needed.
-pub(crate) fn open_lock_file(
-    io: &dyn crate::io::Io,
-    dir: &Path,
-) -> Result<Box<dyn File>, StoreError> {
-    let path = dir.join(LOCK_FILE_NAME);
-    let io_error = |op, source| StoreError::Io {
-        op,
-        path: path.clone(),
-        source,
-    };
-    let file = match io.open(&path, OpenMode::CreateNew) {
-        Ok(file) => {
-            io.sync_dir(dir).map_err(|e| io_error("sync_dir", e))?;
-            file
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => io
-            .open(&path, OpenMode::ReadWrite)
-            .map_err(|e| io_error("open", e))?,
-        Err(e) => return Err(io_error("open", e)),
-    };
-    match file.try_lock_exclusive() {
-        Ok(()) => Ok(file),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(StoreError::Locked { path }),
-        Err(e) => Err(io_error("lock", e)),
     }
 }

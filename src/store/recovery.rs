@@ -42,18 +42,8 @@ pub(super) struct Recovered<M> {
 }
 
 pub(super) fn lock_dir(io: &dyn Io, dir: &Path) -> Result<Box<dyn File>, StoreError> {
-    io.create_dir_all(dir).map_err(|source| StoreError::Io {
-        op: "create_dir",
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let parent = crate::io::parent_dir(dir);
-    io.sync_dir(&parent).map_err(|source| StoreError::Io {
-        op: "sync_dir",
-        path: parent,
-        source,
-    })?;
-    super::open_lock_file(io, dir)
+    crate::io::create_dir_durable(io, dir).map_err(StoreError::from_dir_step)?;
+    crate::io::lock_dir(io, dir).map_err(StoreError::from_dir_step)
 }
 
 pub(super) fn recover<M: StateMachine>(

@@ -149,6 +149,14 @@ pub enum CorruptReason {
 
 impl WalError {
     /// Builds an [`WalError::Io`].
+    /// A failed step of opening the log's directory.
+    pub(crate) fn from_dir_step(step: crate::io::DirStepError) -> WalError {
+        if step.is_locked() {
+            return WalError::Locked { path: step.path };
+        }
+        WalError::io(step.op, step.path, step.source)
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> WalError {
         WalError::Io {
             op,

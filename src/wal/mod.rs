@@ -40,7 +40,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
-use crate::io::{File, Io, OpenMode, RealIo};
+use crate::io::{File, Io, RealIo};
 
 pub use error::{CorruptReason, WalError};
 pub use reader::{WalIter, WalReader};
@@ -73,7 +73,7 @@ pub const QUEUE_DEPTH_MAX_DEFAULT: usize = 4096;
 /// How many times a waiter yields before it parks (see `Shared::wait`).
 const WAIT_YIELDS_MAX: u32 = 100;
 /// Name of the lock file held while a log is open.
-pub const LOCK_FILE_NAME: &str = "LOCK";
+pub const LOCK_FILE_NAME: &str = crate::io::LOCK_FILE_NAME;
 
 const _: () = assert!(
     RECORD_SIZE_MAX_BYTES_DEFAULT as u64 + 64 + 32 <= SEGMENT_SIZE_BYTES_DEFAULT,
@@ -387,34 +387,24 @@ impl RecordBatch {
     pub fn push_parts(&mut self, parts: &[&[u8]]) -> Result<Lsn, WalError> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         if len > self.record_size_max_bytes {
-            let error = WalError::RecordTooLarge {
-                len,
-                max: self.record_size_max_bytes,
-            };
-            self.error.get_or_insert(WalError::RecordTooLarge {
-                len,
-                max: self.record_size_max_bytes,
-            });
-            return Err(error);
+            return self.refuse(len, self.record_size_max_bytes);
         }
         let lsn = self.next_lsn;
         record::encode_frame(&mut self.frames, lsn, parts);
-        let end = u32::try_from(self.frames.len()).map_err(|_| WalError::RecordTooLarge {
-            len: self.frames.len(),
-            max: u32::MAX as usize,
-        });
-        match end {
-            Ok(end) => self.frame_ends.push(end),
-            Err(error) => {
-                self.error.get_or_insert(WalError::RecordTooLarge {
-                    len: self.frames.len(),
-                    max: u32::MAX as usize,
-                });
-                return Err(error);
-            }
-        }
+        let Ok(end) = u32::try_from(self.frames.len()) else {
+            return self.refuse(self.frames.len(), u32::MAX as usize);
+        };
+        self.frame_ends.push(end);
         self.next_lsn += 1;
         Ok(lsn)
+    }
+
+    /// Records that the batch holds a record it cannot take (the first such
+    /// error fails the whole batch) and returns that error for this record.
+    fn refuse(&mut self, len: usize, max: usize) -> Result<Lsn, WalError> {
+        self.error
+            .get_or_insert(WalError::RecordTooLarge { len, max });
+        Err(WalError::RecordTooLarge { len, max })
     }
 
     /// Adds a record.
@@ -458,12 +448,8 @@ impl Wal {
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RecoveryReport), WalError> {
         options.validate()?;
         let io = Arc::clone(&options.io);
-        io.create_dir_all(dir)
-            .map_err(|e| WalError::io("create_dir", dir, e))?;
-        let parent = crate::io::parent_dir(dir);
-        io.sync_dir(&parent)
-            .map_err(|e| WalError::io("sync_dir", &parent, e))?;
-        let lock = lock_dir(io.as_ref(), dir)?;
+        crate::io::create_dir_durable(io.as_ref(), dir).map_err(WalError::from_dir_step)?;
+        let lock = crate::io::lock_dir(io.as_ref(), dir).map_err(WalError::from_dir_step)?;
         let recovered = recovery::recover(dir, &options)?;
         let next_lsn = recovered.next_lsn;
         let report = recovered.report.clone();
@@ -732,21 +718,12 @@ impl Wal {
     /// segment holding `lsn` from the nearest sparse-index entry at or
     /// before it.
     pub fn live_bytes_from(&self, lsn: Lsn) -> u64 {
-        let header = SEGMENT_HEADER_SIZE_BYTES as u64;
         self.shared
             .segments
             .read()
             .iter()
             .filter(|s| s.end_lsn > lsn)
-            .map(|s| {
-                let start = s
-                    .sparse
-                    .iter()
-                    .take_while(|&&(entry_lsn, _)| entry_lsn <= lsn)
-                    .last()
-                    .map_or(header, |&(_, offset)| offset);
-                s.end_offset.saturating_sub(start)
-            })
+            .map(|s| s.end_offset.saturating_sub(s.seek_hint(lsn).1))
             .sum()
     }
 
@@ -786,25 +763,5 @@ fn push_all<P: AsRef<[u8]>>(batch: &mut RecordBatch, payloads: &[P]) {
         if batch.push(payload.as_ref()).is_err() {
             break;
         }
-    }
-}
-
-fn lock_dir(io: &dyn Io, dir: &Path) -> Result<Box<dyn File>, WalError> {
-    let path = dir.join(LOCK_FILE_NAME);
-    let file = match io.open(&path, OpenMode::CreateNew) {
-        Ok(file) => {
-            io.sync_dir(dir)
-                .map_err(|e| WalError::io("sync_dir", dir, e))?;
-            file
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => io
-            .open(&path, OpenMode::ReadWrite)
-            .map_err(|e| WalError::io("open", &path, e))?,
-        Err(e) => return Err(WalError::io("open", &path, e)),
-    };
-    match file.try_lock_exclusive() {
-        Ok(()) => Ok(file),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(WalError::Locked { path }),
-        Err(e) => Err(WalError::io("lock", &path, e)),
     }
 }

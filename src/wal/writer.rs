@@ -96,6 +96,16 @@ struct Pending {
     buffer: Vec<u8>,
 }
 
+impl Pending {
+    /// Drops what is staged; the join buffer keeps its capacity.
+    fn clear(&mut self) {
+        self.header = None;
+        self.pieces.clear();
+        self.len = 0;
+        self.sparse.clear();
+    }
+}
+
 struct Writer {
     shared: Arc<Shared>,
     /// Size of the last group, to estimate how many appenders are active.
@@ -238,9 +248,7 @@ impl Writer {
             }
             Err(error) => {
                 // Staged pieces refer to this group: drop them with it.
-                self.pending.header = None;
-                self.pending.pieces.clear();
-                self.pending.len = 0;
+                self.pending.clear();
                 let cause = match error {
                     WalError::Poisoned { cause } => cause,
                     error => self.shared.poison(error),
@@ -266,18 +274,16 @@ impl Writer {
                 if self.active.is_none() {
                     self.open_next_segment(submission.lsns.start + frame as u64)?;
                 }
-                let staged = self.stage(index, submission, frame);
+                let mut staged = self.stage(index, submission, frame);
                 if staged == 0 {
                     // The active segment is full: make what is staged durable
                     // before anything goes into the next segment.
                     self.flush(group)?;
                     self.open_next_segment(submission.lsns.start + frame as u64)?;
-                    let staged = self.stage(index, submission, frame);
+                    staged = self.stage(index, submission, frame);
                     assert!(staged > 0, "a record always fits in an empty segment");
-                    frame += staged;
-                } else {
-                    frame += staged;
                 }
+                frame += staged;
             }
         }
         self.flush(group)
@@ -287,7 +293,8 @@ impl Writer {
     /// that fits in the active segment; returns how many frames.
     fn stage(&mut self, index: usize, submission: &Submission, first: usize) -> usize {
         let active = self.active.as_mut().expect("stage needs an active segment");
-        if active.header_pending && self.pending.header.is_none() && self.pending.len == 0 {
+        // Nothing staged yet (a staged header counts in `len`).
+        if active.header_pending && self.pending.len == 0 {
             let header = SegmentHeader {
                 index: active.index,
                 base_lsn: active.base_lsn,
@@ -384,9 +391,7 @@ impl Writer {
             active.next_lsn = pending.end_lsn;
         }
         let sparse = std::mem::take(&mut pending.sparse);
-        pending.header = None;
-        pending.pieces.clear();
-        pending.len = 0;
+        pending.clear();
         self.publish(first_publish, sparse);
         Ok(())
     }
