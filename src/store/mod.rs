@@ -1,4 +1,4 @@
-//! The durable state-machine host: log a command, make it durable, apply it;
+//! The durable state-machine host: log a command, apply it, reply once it is durable;
 //! checkpoint to a snapshot; recover by snapshot plus log replay.
 //!
 //! A [`StateMachine`] is deterministic: the same state, command and
@@ -8,9 +8,11 @@
 //! replay gives byte-identical state.
 //!
 //! Invariants:
-//! - a command is applied only after its log record is durable, so no reply
-//!   and no read ever exposes state that a crash could lose;
-//! - commands are applied in LSN order, on the log's writer thread, exactly
+//! - a command is applied while its log record is made durable, under the
+//!   state's write lock, which is released (and the output returned) only
+//!   once the record is durable, so no reply and no read ever exposes state
+//!   that a crash could lose; a failed sync poisons the store first;
+//! - commands are applied in LSN order, on their callers' threads, exactly
 //!   once per process lifetime;
 //! - timestamps are assigned in LSN order as `max(now, last + n)` (for a
 //!   command needing `n` of them) and logged, so they are unique, strictly

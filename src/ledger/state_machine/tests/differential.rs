@@ -2,7 +2,8 @@
 //! over the reference model and `LedgerState`, compared after every batch.
 //!
 //! Each walk prints its seed and length. `SEED=<n>` replays only that seed,
-//! and `BATCHES=<n>` sets the number of batches per walk, so a failing walk
+//! `TEST_CASES=<n>` runs seeds `0..n` (at least 128), and `BATCHES=<n>` sets
+//! the number of batches per walk, so a failing walk
 //! replays with `SEED=<seed> BATCHES=<batches> cargo test random_batches_match_the_model`.
 
 use std::collections::BTreeSet;
@@ -10,7 +11,7 @@ use std::collections::BTreeSet;
 use crate::ledger::{CreateAccountStatus, CreateTransferStatus};
 use crate::testing::ledger_walk::{ACCOUNT_TAG, walk};
 
-/// Short walks in a default `cargo test` run.
+/// Short walks in a default `cargo test` run (`TEST_CASES` raises it).
 const SEEDS: u64 = 128;
 
 /// Batches per short walk in a default run.
@@ -41,7 +42,8 @@ fn random_batches_match_the_model() {
         walk(seed, batches, &mut seen);
         return;
     }
-    for seed in 0..SEEDS {
+    // Fewer than `SEEDS` walks would not reach every status checked below.
+    for seed in 0..crate::testing::cases(SEEDS).max(SEEDS) {
         walk(seed, batches, &mut seen);
     }
     // Reaching it needs an imported transfer stamped between the creation of its debit and
