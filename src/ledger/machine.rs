@@ -83,7 +83,11 @@ impl StateMachine for LedgerMachine {
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, DecodeError> {
-        LedgerState::restore(bytes)
+        Self::restore_for_replay(bytes, 0)
+    }
+
+    fn restore_for_replay(bytes: &[u8], log_bytes: u64) -> Result<Self, DecodeError> {
+        LedgerState::restore_for_replay(bytes, log_bytes)
             .map(|state| LedgerMachine { state })
             .map_err(|_| DecodeError {
                 what: "ledger snapshot",

@@ -253,6 +253,12 @@ fn slot_timestamp(batch_timestamp: u64, count: usize, index: usize) -> u64 {
     batch_timestamp.saturating_sub(u64::try_from(distance_from_last).unwrap_or(u64::MAX))
 }
 
+/// The most events (accounts or transfers, 128 bytes each) that `log_bytes` of logged
+/// batches can hold.
+fn events_max(log_bytes: u64) -> usize {
+    usize::try_from(log_bytes / size_of::<Transfer>() as u64).unwrap_or(usize::MAX)
+}
+
 /// The instant used for the expiry run before a batch: the first event's timestamp, or the
 /// batch timestamp itself for an empty batch.
 fn first_event_timestamp(count: usize, batch_timestamp: u64) -> u64 {
@@ -772,9 +778,7 @@ impl LedgerState {
     /// hold at most (every logged event takes at least a transfer's bytes), so that replay
     /// does not rebuild the index at every doubling.
     pub fn reserve_for_replay(&mut self, log_bytes: u64) {
-        let events = log_bytes / size_of::<Transfer>() as u64;
-        self.transfer_index
-            .reserve(usize::try_from(events).unwrap_or(usize::MAX));
+        self.transfer_index.reserve(events_max(log_bytes));
     }
 
     /// Returns the slot and record of the stored transfer with this id.

@@ -107,6 +107,15 @@ pub trait StateMachine: Send + Sync + Sized + 'static {
     fn write_image(image: &Self::Image, out: &mut dyn Write) -> std::io::Result<()>;
     /// Rebuilds the state from snapshot bytes. Never panics.
     fn restore(bytes: &[u8]) -> Result<Self, DecodeError>;
+
+    /// [`restore`](Self::restore) followed by
+    /// [`reserve_for_replay`](Self::reserve_for_replay); a machine may
+    /// override it to size its indexes once for both.
+    fn restore_for_replay(bytes: &[u8], log_bytes: u64) -> Result<Self, DecodeError> {
+        let mut machine = Self::restore(bytes)?;
+        machine.reserve_for_replay(log_bytes);
+        Ok(machine)
+    }
 }
 
 /// An error of the store.

@@ -99,7 +99,8 @@ fn restore_newest<M: StateMachine>(
             }
             Err(error) => return Err(error.into()),
         };
-        match decode_snapshot::<M>(snapshot.payload()) {
+        let log_bytes = wal.live_bytes_from(lsn + 1);
+        match decode_snapshot::<M>(snapshot.payload(), log_bytes) {
             Ok((machine, last_timestamp)) => {
                 report.snapshot_lsn = Some(lsn);
                 return Ok(Applied {
@@ -111,14 +112,21 @@ fn restore_newest<M: StateMachine>(
             Err(error) => report.snapshots_skipped.push((lsn, error.to_string())),
         }
     }
+    let mut machine = M::initial();
+    machine.reserve_for_replay(wal.live_bytes_from(1));
     Ok(Applied {
-        machine: M::initial(),
+        machine,
         applied_lsn: 0,
         last_timestamp: 0,
     })
 }
 
-fn decode_snapshot<M: StateMachine>(payload: &[u8]) -> Result<(M, u64), DecodeError> {
+/// Decodes a store snapshot, sizing the machine for `log_bytes` of log to
+/// replay after it.
+fn decode_snapshot<M: StateMachine>(
+    payload: &[u8],
+    log_bytes: u64,
+) -> Result<(M, u64), DecodeError> {
     let error = |reason| DecodeError {
         what: "store snapshot",
         reason,
@@ -131,7 +139,7 @@ fn decode_snapshot<M: StateMachine>(payload: &[u8]) -> Result<(M, u64), DecodeEr
         return Err(error("unknown version"));
     }
     let last_timestamp = u64::from_le_bytes(envelope[8..16].try_into().expect("8 bytes"));
-    let machine = M::restore(&payload[STORE_SNAPSHOT_ENVELOPE_BYTES..])?;
+    let machine = M::restore_for_replay(&payload[STORE_SNAPSHOT_ENVELOPE_BYTES..], log_bytes)?;
     Ok((machine, last_timestamp))
 }
 
@@ -159,9 +167,6 @@ fn replay<M: StateMachine>(
     report: &mut StoreRecovery,
 ) -> Result<(), StoreError> {
     let mut reader = wal.reader(applied.applied_lsn + 1, Lsn::MAX)?;
-    applied
-        .machine
-        .reserve_for_replay(wal.live_bytes_from(applied.applied_lsn + 1));
     let (sender, receiver) = crossbeam_channel::bounded(REPLAY_READ_AHEAD);
     std::thread::scope(|scope| {
         let reading = std::thread::Builder::new()

@@ -272,7 +272,14 @@ impl LedgerState {
     /// [`LedgerState::check_invariants`]. The restored ledger gives the same results as the
     /// one imaged, and writes the same image bytes.
     pub fn restore(bytes: &[u8]) -> Result<LedgerState, RestoreError> {
-        restore(bytes)
+        restore(bytes, 0)
+    }
+
+    /// [`LedgerState::restore`] with the transfer index sized, once, also for the
+    /// transfers of `log_bytes` of log about to be replayed (see
+    /// [`LedgerState::reserve_for_replay`]).
+    pub fn restore_for_replay(bytes: &[u8], log_bytes: u64) -> Result<LedgerState, RestoreError> {
+        restore(bytes, super::events_max(log_bytes))
     }
 
     /// Returns a frozen snapshot of the primary stores. It shares every full chunk and copies
@@ -416,8 +423,9 @@ fn parse_header(bytes: &[u8]) -> Result<Counts, RestoreError> {
     Ok(counts)
 }
 
-/// Rebuilds a ledger from an image's bytes (see [`LedgerState::restore`]).
-fn restore(bytes: &[u8]) -> Result<LedgerState, RestoreError> {
+/// Rebuilds a ledger from an image's bytes (see [`LedgerState::restore`]), with room in
+/// the transfer index for `spare_transfers` more.
+fn restore(bytes: &[u8], spare_transfers: usize) -> Result<LedgerState, RestoreError> {
     let counts = parse_header(bytes)?;
     let expected = counts.image_len();
     if expected != Some(bytes.len()) {
@@ -459,7 +467,7 @@ fn restore(bytes: &[u8]) -> Result<LedgerState, RestoreError> {
         history,
         failed_ids: ChunkedVec::new(),
     };
-    LedgerState::from_image_parts(image, failed_ids)
+    LedgerState::from_image_parts(image, failed_ids, spare_transfers)
 }
 
 /// A cursor over the sections of an image whose length was already validated.
@@ -509,7 +517,11 @@ fn decode_history_row(bytes: &[u8]) -> Option<HistoryRow> {
 impl LedgerState {
     /// Builds a state from decoded stores: rebuilds the id indexes, the per-account transfer
     /// lists and the expiry queue, then checks every invariant.
-    fn from_image_parts(image: LedgerImage, failed_ids: FailedIds) -> Result<Self, RestoreError> {
+    fn from_image_parts(
+        image: LedgerImage,
+        failed_ids: FailedIds,
+        spare_transfers: usize,
+    ) -> Result<Self, RestoreError> {
         let duplicate = |kind: &str, id: u128| {
             RestoreError::Inconsistent(format!("{kind} id {id} is stored twice"))
         };
@@ -519,7 +531,8 @@ impl LedgerState {
                 return Err(duplicate("account", account.id));
             }
         }
-        let mut transfer_index = IdIndex::with_capacity(image.transfers.len());
+        let mut transfer_index =
+            IdIndex::with_capacity(image.transfers.len().saturating_add(spare_transfers));
         let mut slot = 0u32;
         for chunk in image.transfers.chunks() {
             // Warm a group's buckets before inserting it, so that the misses overlap.
