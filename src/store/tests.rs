@@ -244,8 +244,11 @@ fn automatic_checkpoints_bound_the_log() {
         report.snapshot_lsn.is_some(),
         "a checkpoint should have run"
     );
+    // Untruncated, the 2000 records (160-byte frames, 25 to a 4 KiB segment)
+    // fill 80 segments; the checkpointer runs in the background, so allow
+    // for it lagging, but not for it never truncating.
     assert!(
-        store.wal().segment_count() < 100,
+        store.wal().segment_count() < 40,
         "log not truncated: {}",
         store.wal().segment_count()
     );

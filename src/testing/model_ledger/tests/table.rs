@@ -46,6 +46,23 @@ enum Operation {
     QueryTransfers(QueryFilter, Vec<Transfer>),
 }
 
+impl Operation {
+    /// The name a table's `commit` line gives the operation.
+    fn name(&self) -> &'static str {
+        match self {
+            Operation::None => "none",
+            Operation::CreateAccounts(_) => "create_accounts",
+            Operation::CreateTransfers(_) => "create_transfers",
+            Operation::LookupAccounts(..) => "lookup_accounts",
+            Operation::LookupTransfers(..) => "lookup_transfers",
+            Operation::GetAccountTransfers(..) => "get_account_transfers",
+            Operation::GetAccountBalances(..) => "get_account_balances",
+            Operation::QueryAccounts(..) => "query_accounts",
+            Operation::QueryTransfers(..) => "query_transfers",
+        }
+    }
+}
+
 /// The ledger operations a table exercises, shared by the model and the production state.
 pub(crate) trait TableLedger: Default {
     /// The implementation's name, for failure messages.
@@ -596,11 +613,20 @@ impl<L: TableLedger> Runner<L> {
 
     fn commit(&mut self, arguments: &[&str]) {
         self.expect_arguments(arguments, 1);
-        let operation = std::mem::replace(&mut self.operation, Operation::None);
+        let mut operation = std::mem::replace(&mut self.operation, Operation::None);
+        // A commit with nothing queued is an empty batch of the named create.
+        if let Operation::None = operation {
+            operation = match arguments[0] {
+                "create_accounts" => Operation::CreateAccounts(Vec::new()),
+                "create_transfers" => Operation::CreateTransfers(Vec::new()),
+                other => panic!("{}: nothing queued for {other}", self.line),
+            };
+        }
+        assert_eq!(operation.name(), arguments[0], "{}", self.line);
         // Every operation takes one timestamp; creates also take one per event.
         self.prepare_timestamp += 1;
         match operation {
-            Operation::None => {}
+            Operation::None => unreachable!("replaced above"),
             Operation::CreateAccounts(rows) => self.commit_create_accounts(rows),
             Operation::CreateTransfers(rows) => self.commit_create_transfers(rows),
             Operation::LookupAccounts(ids, expected) => {

@@ -49,7 +49,7 @@ fn create_accounts() {
 // Goal: an empty batch is valid and returns nothing.
 #[test]
 fn create_accounts_empty() {
-    check("commit create_transfers");
+    check("commit create_accounts");
 }
 
 // Goal: linked account chains are all-or-nothing, `exists` breaks a chain, and independent
