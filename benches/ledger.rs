@@ -126,27 +126,37 @@ fn lookups(c: &mut Criterion) {
     let stored = transfers.next_id;
     let mut group = c.benchmark_group("lookup");
     group.throughput(Throughput::Elements(8189));
+    // Random ids drawn before timing; each iteration takes the next batch.
     let mut state = 1u64;
+    let mut random_ids = |count: u128| -> Vec<Vec<u128>> {
+        (0..16)
+            .map(|_| {
+                (0..8189)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        u128::from(state >> 20) % count + 1
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let transfer_ids = random_ids(stored);
+    let account_ids = random_ids(ACCOUNTS);
+    let mut next = 0usize;
     group.bench_function("lookup_transfers_8189", |b| {
         b.iter(|| {
-            let ids: Vec<u128> = (0..8189)
-                .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    u128::from(state >> 20) % stored + 1
-                })
-                .collect();
-            ledger.lookup_transfers(&ids).unwrap()
+            next += 1;
+            ledger
+                .lookup_transfers(&transfer_ids[next % transfer_ids.len()])
+                .unwrap()
         })
     });
     group.bench_function("lookup_accounts_8189", |b| {
         b.iter(|| {
-            let ids: Vec<u128> = (0..8189)
-                .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    u128::from(state >> 20) % ACCOUNTS + 1
-                })
-                .collect();
-            ledger.lookup_accounts(&ids).unwrap()
+            next += 1;
+            ledger
+                .lookup_accounts(&account_ids[next % account_ids.len()])
+                .unwrap()
         })
     });
     group.finish();

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use syncpay::io::RealIo;
 use syncpay::snapshot::SnapshotDir;
 
@@ -22,16 +22,23 @@ fn snapshot(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(15));
     group.throughput(Throughput::Bytes(IMAGE_BYTES as u64));
-    let mut lsn = 0u64;
+    // The load bench reads snapshot 1; the write bench writes 2, 3, ...
+    // and, untimed, deletes each one after the next is written.
+    snapshots.write(1, |out| out.write_all(&image)).unwrap();
+    let mut lsn = 1u64;
     group.bench_function("write_256MiB", |b| {
-        b.iter(|| {
-            lsn += 1;
-            snapshots.write(lsn, |out| out.write_all(&image)).unwrap();
-            snapshots.retain(&[lsn]).unwrap();
-        })
+        b.iter_batched(
+            || {
+                snapshots.retain(&[1, lsn]).unwrap();
+                lsn += 1;
+                lsn
+            },
+            |lsn| snapshots.write(lsn, |out| out.write_all(&image)).unwrap(),
+            BatchSize::PerIteration,
+        )
     });
     group.bench_function("load_verify_256MiB", |b| {
-        b.iter(|| snapshots.load(lsn).unwrap().payload().len())
+        b.iter(|| snapshots.load(1).unwrap().payload().len())
     });
     group.finish();
 }
