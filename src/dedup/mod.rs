@@ -580,13 +580,8 @@ mod tests {
 
     use super::*;
 
-    /// SplitMix64, for deterministic test ids.
-    fn mix(seed: u64) -> u64 {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+    // Deterministic, well-spread test ids.
+    use crate::rng::mix64 as mix;
 
     // Goal: IdIndex agrees with std's HashMap over random inserts, replacements and removals,
     // including the ids 0 and u128::MAX and ids differing in one half only.

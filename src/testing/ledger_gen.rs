@@ -10,11 +10,12 @@ use crate::ledger::{
     AMOUNT_MAX, Account, AccountFilter, AccountFilterFlags, AccountFlags, QueryFilter,
     QueryFilterFlags, Transfer, TransferFlags,
 };
+use crate::rng::SplitMix64;
 
 /// Where the generator's choices come from: a seeded SplitMix64 stream, or
 /// a fuzzer's input bytes (8 per draw, zeros once they run out).
 pub struct Random {
-    state: u64,
+    seeded: SplitMix64,
     bytes: Option<Vec<u8>>,
     position: usize,
 }
@@ -23,7 +24,7 @@ impl Random {
     /// A seeded stream.
     pub fn new(seed: u64) -> Self {
         Random {
-            state: seed,
+            seeded: SplitMix64::new(seed),
             bytes: None,
             position: 0,
         }
@@ -32,7 +33,7 @@ impl Random {
     /// A stream read from `bytes`.
     pub fn from_bytes(bytes: &[u8]) -> Self {
         Random {
-            state: 0,
+            seeded: SplitMix64::new(0),
             bytes: Some(bytes.to_vec()),
             position: 0,
         }
@@ -55,11 +56,7 @@ impl Random {
             self.position += 8;
             return u64::from_le_bytes(word);
         }
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.seeded.next_u64()
     }
 
     /// A value in `0..bound` (0 for a zero bound).

@@ -23,13 +23,8 @@
 
 use std::ops::Range;
 
-/// SplitMix64's finalizer: spreads slot numbers so that sums of them identify multisets.
-fn mix(value: u64) -> u64 {
-    let mut z = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+// Spreads slot numbers so that sums of them identify multisets.
+use crate::rng::mix64 as mix;
 
 /// Makes room for `additional` more slots in `list`, growing it by a factor
 /// between 1.5 and 2.5 that depends on the account. With uniform traffic all

@@ -2,8 +2,7 @@
 //! small id spaces (so that duplicates, posts of real pending transfers, chains and limits
 //! collide often), with the invariants and the result contract checked after every batch.
 //!
-//! The generator is a local SplitMix64 so that the crate needs no dependency and every run
-//! explores the same walks.
+//! The generator is seeded, so every run explores the same walks.
 
 use std::collections::BTreeSet;
 
@@ -12,17 +11,14 @@ use crate::ledger::{
     AMOUNT_MAX, Account, AccountFlags, CreateAccountStatus, CreateTransferStatus, Transfer,
     TransferFlags,
 };
+use crate::rng::SplitMix64;
 
-/// SplitMix64: a tiny, well-distributed deterministic generator.
-struct Random(u64);
+/// The walk's draws, from a seeded SplitMix64.
+struct Random(SplitMix64);
 
 impl Random {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, bound: u64) -> u64 {
@@ -260,7 +256,7 @@ fn check_transfer_results(
 }
 
 fn walk(seed: u64, batches: usize, seen: &mut BTreeSet<u32>) {
-    let mut random = Random(seed);
+    let mut random = Random(SplitMix64::new(seed));
     let mut ledger = ModelLedger::new();
     let mut clock: u64 = 1_000;
     let mut pending_ids: Vec<u128> = Vec::new();
