@@ -52,7 +52,8 @@ impl WalModel {
     }
 }
 
-fn dir() -> PathBuf {
+/// The log directory inside a simulated file system.
+pub fn dir() -> PathBuf {
     PathBuf::from("/db/wal")
 }
 

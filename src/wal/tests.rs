@@ -11,41 +11,12 @@ use super::*;
 use crate::io::{CrashMode, Io, SimIo};
 use crate::rng::SplitMix64;
 use crate::testing::seed_from_env;
-
-fn sim_options(io: &SimIo, segment_size_bytes: u64) -> WalOptions {
-    WalOptions {
-        segment_size_bytes,
-        record_size_max_bytes: 1024,
-        group_size_max_bytes: 8192,
-        queue_depth_max: 64,
-        repair: false,
-        io: Arc::new(io.clone()),
-    }
-}
-
-fn dir() -> PathBuf {
-    PathBuf::from("/db/wal")
-}
+use crate::testing::wal_model::{dir, payload, sim_options};
 
 fn read_all(wal: &Wal) -> Vec<(Lsn, Vec<u8>)> {
     wal.iter(wal.first_lsn())
         .collect::<Result<Vec<_>, _>>()
         .expect("reading a recovered log")
-}
-
-fn payload(rng: &mut SplitMix64, lsn: Lsn) -> Vec<u8> {
-    // Mostly small records, sometimes large ones that force rollover.
-    let len = if rng.chance(1, 10) {
-        rng.below(1024) as usize
-    } else {
-        rng.below(200) as usize
-    };
-    let mut bytes = vec![0u8; len];
-    rng.fill(&mut bytes);
-    if len >= 8 {
-        bytes[..8].copy_from_slice(&lsn.to_le_bytes());
-    }
-    bytes
 }
 
 // Goal: appends are durable, readable from any LSN, and survive reopen and
