@@ -34,16 +34,16 @@ enum Command {
     /// measure memory and disk, check invariants, and time recovery.
     Benchmark {
         /// Accounts to create.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = defaults().account_count)]
         account_count: u64,
         /// Transfers to submit.
-        #[arg(long, default_value_t = 10_000_000)]
+        #[arg(long, default_value_t = defaults().transfer_count)]
         transfer_count: u64,
         /// Transfers per batch (at most 8189).
-        #[arg(long, default_value_t = 8189)]
+        #[arg(long, default_value_t = defaults().transfer_batch_size)]
         transfer_batch_size: usize,
         /// Concurrent clients.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = defaults().clients)]
         clients: usize,
         /// How accounts are chosen for transfers.
         #[arg(long, value_enum, default_value_t = Distribution::Uniform)]
@@ -52,27 +52,32 @@ enum Command {
         #[arg(long, default_value_t = 1.0)]
         zipf_exponent: f64,
         /// Percent of transfers that are two-phase (pending, then posted or voided).
-        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+        #[arg(long, default_value_t = defaults().two_phase_percent, value_parser = clap::value_parser!(u8).range(0..=100))]
         two_phase_percent: u8,
         /// Requests per lookup/query kind in the read stage.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = defaults().query_count)]
         query_count: u64,
         /// Seed of the workload.
-        #[arg(long, default_value_t = 42)]
+        #[arg(long, default_value_t = defaults().seed)]
         seed: u64,
         /// Use (and keep) this directory instead of a temporary one.
         #[arg(long)]
         directory: Option<PathBuf>,
         /// Log segment size in MiB.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = Options::default().segment_size_bytes >> 20)]
         segment_size_mib: u64,
         /// Log bytes between automatic checkpoints, in MiB (0: never).
-        #[arg(long, default_value_t = 1024)]
+        #[arg(long, default_value_t = Options::default().checkpoint_interval_bytes >> 20)]
         checkpoint_interval_mib: u64,
         /// Do not draw a progress bar.
         #[arg(long)]
         no_progress: bool,
     },
+}
+
+/// The library's defaults, which the command line's defaults repeat.
+fn defaults() -> BenchmarkConfig {
+    BenchmarkConfig::default()
 }
 
 fn main() -> ExitCode {
