@@ -535,7 +535,7 @@ impl FailedIds {
     /// Returns true when `id` failed earlier.
     #[inline]
     pub fn contains(&self, id: u128) -> bool {
-        !self.index.is_empty() && self.index.contains(id)
+        self.index.contains(id)
     }
 
     /// Returns the number of ids.

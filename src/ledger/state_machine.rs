@@ -262,11 +262,7 @@ fn events_max(log_bytes: u64) -> usize {
 /// The instant used for the expiry run before a batch: the first event's timestamp, or the
 /// batch timestamp itself for an empty batch.
 fn first_event_timestamp(count: usize, batch_timestamp: u64) -> u64 {
-    if count == 0 {
-        batch_timestamp
-    } else {
-        slot_timestamp(batch_timestamp, count, 0)
-    }
+    slot_timestamp(batch_timestamp, count, 0)
 }
 
 /// Returns true when `timestamp` is a valid timestamp, [1, 2^63 − 1].
@@ -767,11 +763,17 @@ impl LedgerState {
         value
     }
 
+    /// Returns the position of the account with this id and the account itself.
+    #[inline]
+    fn account_entry(&self, id: u128) -> Option<(u32, &Account)> {
+        let index = self.account_index.get(id)?;
+        Some((index, &self.accounts.get(index as usize)?.0))
+    }
+
     /// Returns the stored account with this id.
     #[inline]
     fn account(&self, id: u128) -> Option<&Account> {
-        let index = self.account_index.get(id)?;
-        self.accounts.get(index as usize).map(|record| &record.0)
+        self.account_entry(id).map(|(_, account)| account)
     }
 
     /// Sizes the transfer index for the transfers that `log_bytes` of logged batches can

@@ -23,10 +23,7 @@ use crate::ledger::{
 
 /// Returns true when the exact (unbounded) sum of `values` exceeds `u128::MAX`.
 fn sum_overflows(values: &[u128]) -> bool {
-    values
-        .iter()
-        .try_fold(0u128, |sum, value| sum.checked_add(*value))
-        .is_none()
+    exceeds(values, u128::MAX)
 }
 
 /// Steps O24–O25's condition: the exact sum of `parts` is greater than `limit`.
@@ -403,27 +400,27 @@ fn post_or_void_amount(t: &Transfer, pending: &Transfer) -> Result<u128, CreateT
     Ok(amount)
 }
 
+/// A post/void's user-data field: its own value, or the pending transfer's when it is 0.
+fn inherit<T: PartialEq + Default>(value: T, inherited: T) -> T {
+    if value != T::default() {
+        value
+    } else {
+        inherited
+    }
+}
+
 /// The stored record of a post/void: the pending transfer's accounts, ledger and code, and
 /// its user data wherever the post/void leaves them 0.
 fn post_or_void_record(t: &Transfer, pending: &Transfer, amount: u128, timestamp: u64) -> Transfer {
-    let inherit_128 = |value: u128, inherited: u128| if value != 0 { value } else { inherited };
     Transfer {
         id: t.id,
         debit_account_id: pending.debit_account_id,
         credit_account_id: pending.credit_account_id,
         amount,
         pending_id: t.pending_id,
-        user_data_128: inherit_128(t.user_data_128, pending.user_data_128),
-        user_data_64: if t.user_data_64 != 0 {
-            t.user_data_64
-        } else {
-            pending.user_data_64
-        },
-        user_data_32: if t.user_data_32 != 0 {
-            t.user_data_32
-        } else {
-            pending.user_data_32
-        },
+        user_data_128: inherit(t.user_data_128, pending.user_data_128),
+        user_data_64: inherit(t.user_data_64, pending.user_data_64),
+        user_data_32: inherit(t.user_data_32, pending.user_data_32),
         timeout: 0,
         ledger: pending.ledger,
         code: pending.code,
@@ -578,13 +575,6 @@ impl LedgerState {
         } else {
             ordinary_exists_status(t, existing)
         }
-    }
-
-    /// Returns the position of the account with this id and the account itself.
-    #[inline]
-    fn account_entry(&self, id: u128) -> Option<(u32, &Account)> {
-        let index = self.account_index.get(id)?;
-        Some((index, &self.accounts.get(index as usize)?.0))
     }
 
     /// Steps O1–O26: a single-phase or pending transfer.

@@ -536,7 +536,7 @@ impl LedgerState {
         let mut slot = 0u32;
         for chunk in image.transfers.chunks() {
             // Warm a group's buckets before inserting it, so that the misses overlap.
-            for group in chunk.chunks(32) {
+            for group in chunk.chunks(super::WARM_GROUP_LEN) {
                 let warmed = group
                     .iter()
                     .fold(0, |value, t| value ^ transfer_index.warm(t.id));
