@@ -10,8 +10,6 @@
 //! wire values; the declaration order of their variants is TigerBeetle's precedence order
 //! (TigerBeetle documents its result codes as "ordered by descending precedence").
 
-use std::ops::BitOr;
-
 use super::layout::{read_u16, read_u32, read_u64, read_u128, write_bytes};
 
 /// Flags of an [`Account`] (TigerBeetle `AccountFlags`, a `u16`).
@@ -33,35 +31,9 @@ impl AccountFlags {
     pub const CLOSED: Self = Self(1 << 5);
     /// The ten unused high bits; any of them set is rejected with `reserved_flag`.
     pub const PADDING: Self = Self(0xFFC0);
-
-    /// Returns the empty flag set.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
-    /// Returns true when every bit of `other` is set in `self`.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Returns true when at least one bit of `other` is set in `self`.
-    pub const fn intersects(self, other: Self) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// Returns `self` with the bits of `other` cleared.
-    pub const fn without(self, other: Self) -> Self {
-        Self(self.0 & !other.0)
-    }
 }
 
-impl BitOr for AccountFlags {
-    type Output = Self;
-
-    fn bitor(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-}
+flag_set_operations!(AccountFlags);
 
 /// A ledger account (TigerBeetle `Account`, 128 bytes, little-endian).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]

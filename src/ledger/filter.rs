@@ -2,8 +2,6 @@
 //! `get_account_balances`) and `QueryFilter` (for `query_accounts` and
 //! `query_transfers`), in TigerBeetle 0.17's layouts.
 
-use std::ops::BitOr;
-
 use super::layout::{read_u16, read_u32, read_u64, read_u128, write_bytes};
 
 /// Flags of an [`AccountFilter`] (TigerBeetle `AccountFilterFlags`, a `u32`).
@@ -19,30 +17,9 @@ impl AccountFilterFlags {
     pub const REVERSED: Self = Self(1 << 2);
     /// The unused bits 3..=31; any of them set makes the filter invalid.
     pub const PADDING: Self = Self(!0b111);
-
-    /// Returns the empty flag set.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
-    /// Returns true when every bit of `other` is set in `self`.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Returns true when at least one bit of `other` is set in `self`.
-    pub const fn intersects(self, other: Self) -> bool {
-        self.0 & other.0 != 0
-    }
 }
 
-impl BitOr for AccountFilterFlags {
-    type Output = Self;
-
-    fn bitor(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-}
+flag_set_operations!(AccountFilterFlags);
 
 /// Filter of `get_account_transfers` and `get_account_balances` (TigerBeetle `AccountFilter`,
 /// 128 bytes).
@@ -135,30 +112,9 @@ impl QueryFilterFlags {
     pub const REVERSED: Self = Self(1 << 0);
     /// The unused bits 1..=31; any of them set makes the filter invalid.
     pub const PADDING: Self = Self(!0b1);
-
-    /// Returns the empty flag set.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
-    /// Returns true when every bit of `other` is set in `self`.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Returns true when at least one bit of `other` is set in `self`.
-    pub const fn intersects(self, other: Self) -> bool {
-        self.0 & other.0 != 0
-    }
 }
 
-impl BitOr for QueryFilterFlags {
-    type Output = Self;
-
-    fn bitor(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-}
+flag_set_operations!(QueryFilterFlags);
 
 /// Filter of `query_accounts` and `query_transfers` (TigerBeetle `QueryFilter`, 64 bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]

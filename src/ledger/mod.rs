@@ -11,6 +11,42 @@
 //! Where syncpay differs from TigerBeetle, `docs/semantics.md` says how and
 //! why.
 
+/// The operations every flag set (a newtype over its raw integer) has: `empty`,
+/// `contains`, `intersects`, `without`, and `|`.
+macro_rules! flag_set_operations {
+    ($name:ident) => {
+        impl $name {
+            /// Returns the empty flag set.
+            pub const fn empty() -> Self {
+                Self(0)
+            }
+
+            /// Returns true when every bit of `other` is set in `self`.
+            pub const fn contains(self, other: Self) -> bool {
+                self.0 & other.0 == other.0
+            }
+
+            /// Returns true when at least one bit of `other` is set in `self`.
+            pub const fn intersects(self, other: Self) -> bool {
+                self.0 & other.0 != 0
+            }
+
+            /// Returns `self` with the bits of `other` cleared.
+            pub const fn without(self, other: Self) -> Self {
+                Self(self.0 & !other.0)
+            }
+        }
+
+        impl std::ops::BitOr for $name {
+            type Output = Self;
+
+            fn bitor(self, other: Self) -> Self {
+                Self(self.0 | other.0)
+            }
+        }
+    };
+}
+
 pub mod account;
 pub mod codec;
 pub mod filter;

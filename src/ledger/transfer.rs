@@ -1,8 +1,6 @@
 //! Transfers: the `Transfer` record, its flags, and the amount sentinel,
 //! in TigerBeetle 0.17's layout.
 
-use std::ops::BitOr;
-
 use super::layout::{read_u16, read_u32, read_u64, read_u128, write_bytes};
 
 /// The "as much as possible" amount sentinel (2^128 − 1).
@@ -38,35 +36,9 @@ impl TransferFlags {
     pub const IMPORTED: Self = Self(1 << 8);
     /// The seven unused high bits; any of them set is rejected with `reserved_flag`.
     pub const PADDING: Self = Self(0xFE00);
-
-    /// Returns the empty flag set.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
-    /// Returns true when every bit of `other` is set in `self`.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Returns true when at least one bit of `other` is set in `self`.
-    pub const fn intersects(self, other: Self) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// Returns `self` with the bits of `other` cleared.
-    pub const fn without(self, other: Self) -> Self {
-        Self(self.0 & !other.0)
-    }
 }
 
-impl BitOr for TransferFlags {
-    type Output = Self;
-
-    fn bitor(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-}
+flag_set_operations!(TransferFlags);
 
 /// A transfer between two accounts (TigerBeetle `Transfer`, 128 bytes, little-endian).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
