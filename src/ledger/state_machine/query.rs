@@ -12,7 +12,10 @@
 //! scan the whole store range until `limit` matches are found. That is O(n) for a filter that
 //! matches little, the price of keeping no secondary indexes on user data.
 
+use std::ops::Range;
+
 use super::{LedgerState, QUERY_RESULTS_MAX, TIMESTAMP_MAX, TIMESTAMP_MIN, timestamp_valid};
+use crate::chunked::ChunkedVec;
 use crate::ledger::{
     Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, QueryFilter,
     QueryFilterFlags, Transfer,
@@ -24,6 +27,20 @@ fn timestamp_bounds_valid(timestamp_min: u64, timestamp_max: u64) -> bool {
     (timestamp_min == 0 || timestamp_valid(timestamp_min))
         && (timestamp_max == 0 || timestamp_valid(timestamp_max))
         && (timestamp_max == 0 || timestamp_min <= timestamp_max)
+}
+
+/// The positions of `store` (in timestamp order) whose timestamp lies within a filter's
+/// `timestamp_min..=timestamp_max`, 0 meaning unbounded.
+fn positions_in_time<T: Clone>(
+    store: &ChunkedVec<T>,
+    timestamp: impl Fn(&T) -> u64,
+    timestamp_min: u64,
+    timestamp_max: u64,
+) -> Range<usize> {
+    let (lower, upper) = timestamp_bounds(timestamp_min, timestamp_max);
+    let start = store.partition_point(|item| timestamp(item) < lower);
+    let end = store.partition_point(|item| timestamp(item) <= upper);
+    start..end.max(start)
 }
 
 /// Returns the inclusive bounds `[lower, upper]`, 0 meaning unbounded.
@@ -171,12 +188,13 @@ impl LedgerState {
         let Some(account_index) = self.account_index.get(filter.account_id) else {
             return Vec::new();
         };
-        let (lower, upper) = timestamp_bounds(filter.timestamp_min, filter.timestamp_max);
-        let first_slot = self.transfers.partition_point(|t| t.timestamp < lower);
-        let end_slot = self.transfers.partition_point(|t| t.timestamp <= upper);
-        let candidates = self
-            .links
-            .slots_in(account_index, first_slot..end_slot.max(first_slot));
+        let slots = positions_in_time(
+            &self.transfers,
+            |t| t.timestamp,
+            filter.timestamp_min,
+            filter.timestamp_max,
+        );
+        let candidates = self.links.slots_in(account_index, slots);
         scan(
             candidates,
             filter.flags.contains(AccountFilterFlags::REVERSED),
@@ -217,11 +235,13 @@ impl LedgerState {
         if !query_filter_valid(filter) {
             return Vec::new();
         }
-        let (lower, upper) = timestamp_bounds(filter.timestamp_min, filter.timestamp_max);
-        let start = self.accounts.partition_point(|a| a.timestamp < lower);
-        let end = self.accounts.partition_point(|a| a.timestamp <= upper);
         let positions = scan(
-            start..end.max(start),
+            positions_in_time(
+                &self.accounts,
+                |a| a.timestamp,
+                filter.timestamp_min,
+                filter.timestamp_max,
+            ),
             filter.flags.contains(QueryFilterFlags::REVERSED),
             result_limit(filter.limit),
             |position| {
@@ -243,11 +263,13 @@ impl LedgerState {
         if !query_filter_valid(filter) {
             return Vec::new();
         }
-        let (lower, upper) = timestamp_bounds(filter.timestamp_min, filter.timestamp_max);
-        let start = self.transfers.partition_point(|t| t.timestamp < lower);
-        let end = self.transfers.partition_point(|t| t.timestamp <= upper);
         let positions = scan(
-            start..end.max(start),
+            positions_in_time(
+                &self.transfers,
+                |t| t.timestamp,
+                filter.timestamp_min,
+                filter.timestamp_max,
+            ),
             filter.flags.contains(QueryFilterFlags::REVERSED),
             result_limit(filter.limit),
             |position| {
