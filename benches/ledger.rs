@@ -11,7 +11,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use syncpay::ledger::{Account, Ledger, Options, Transfer};
 use syncpay::wal::frame_size;
 
@@ -188,12 +188,17 @@ fn replay(c: &mut Criterion) {
     group.throughput(Throughput::Elements(transfers.next_id as u64));
     group.bench_function("replay_transfers", |b| {
         // Times the open (log scan and replay); closing and freeing the
-        // ledger happen outside the measurement.
-        b.iter_with_large_drop(|| {
-            let ledger = Ledger::open(dir.path(), options()).unwrap();
-            assert_eq!(ledger.recovery().replayed_records, batches + 2);
-            ledger
-        })
+        // ledger happen outside the measurement, before the next open (the
+        // directory is locked).
+        b.iter_batched(
+            || (),
+            |()| {
+                let ledger = Ledger::open(dir.path(), options()).unwrap();
+                assert_eq!(ledger.recovery().replayed_records, batches + 2);
+                ledger
+            },
+            BatchSize::PerIteration,
+        )
     });
     group.finish();
 }
