@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use syncpay::ledger::{Account, Ledger, Options, Transfer};
-use syncpay::wal::frame_size;
+use syncpay::wal::frame_size_max as frame_size;
 
 const ACCOUNTS: u128 = 10_000;
 

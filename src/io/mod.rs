@@ -61,6 +61,15 @@ pub trait Io: Send + Sync + fmt::Debug + 'static {
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Returns whether `path` exists.
     fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// A fresh random identifier (a new log's id). The simulator draws it
+    /// from its seed, so that simulated runs replay exactly.
+    fn new_id(&self) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        // `RandomState` is keyed from the operating system's randomness.
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(u64::from(std::process::id()));
+        hasher.finish()
+    }
 }
 
 /// An open file.
@@ -185,6 +194,74 @@ pub(crate) fn lock_dir(io: &dyn Io, dir: &Path) -> Result<Box<dyn File>, DirStep
     file.try_lock_exclusive()
         .map_err(DirStepError::new("lock", &path))?;
     Ok(file)
+}
+
+/// A name in `quarantine` for `path` with `suffix` that is not taken yet:
+/// the file's own name, or with `.1`, `.2`, ... appended.
+fn quarantine_name(
+    io: &dyn Io,
+    quarantine: &Path,
+    path: &Path,
+    suffix: &str,
+) -> Result<PathBuf, DirStepError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let mut attempt = 0u64;
+    loop {
+        let candidate = match attempt {
+            0 => quarantine.join(format!("{name}{suffix}")),
+            n => quarantine.join(format!("{name}{suffix}.{n}")),
+        };
+        if !io
+            .exists(&candidate)
+            .map_err(DirStepError::new("stat", &candidate))?
+        {
+            return Ok(candidate);
+        }
+        attempt += 1;
+    }
+}
+
+/// Moves `path` (in `dir`) into the directory `quarantine` (created
+/// durably), so that repair keeps what it removes. Both directories are
+/// synced. Returns where the file went.
+pub(crate) fn quarantine_file(
+    io: &dyn Io,
+    dir: &Path,
+    quarantine: &Path,
+    path: &Path,
+) -> Result<PathBuf, DirStepError> {
+    create_dir_durable(io, quarantine)?;
+    let target = quarantine_name(io, quarantine, path, "")?;
+    io.rename(path, &target)
+        .map_err(DirStepError::new("rename", path))?;
+    io.sync_dir(quarantine)
+        .map_err(DirStepError::new("sync_dir", quarantine))?;
+    io.sync_dir(dir)
+        .map_err(DirStepError::new("sync_dir", dir))?;
+    Ok(target)
+}
+
+/// Writes `bytes` durably as a new file in `quarantine` named after `path`
+/// and `suffix` (a copy of what repair is about to overwrite).
+pub(crate) fn quarantine_copy(
+    io: &dyn Io,
+    quarantine: &Path,
+    path: &Path,
+    suffix: &str,
+    bytes: &[u8],
+) -> Result<PathBuf, DirStepError> {
+    create_dir_durable(io, quarantine)?;
+    let target = quarantine_name(io, quarantine, path, suffix)?;
+    let file = io
+        .open(&target, OpenMode::CreateNew)
+        .map_err(DirStepError::new("create", &target))?;
+    file.write_all_at(bytes, 0)
+        .map_err(DirStepError::new("write", &target))?;
+    file.sync_data()
+        .map_err(DirStepError::new("sync_data", &target))?;
+    io.sync_dir(quarantine)
+        .map_err(DirStepError::new("sync_dir", quarantine))?;
+    Ok(target)
 }
 
 /// True if the error is `ENOSPC` (no space left on device).

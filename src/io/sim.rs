@@ -454,6 +454,10 @@ impl SimState {
 }
 
 impl Io for SimIo {
+    fn new_id(&self) -> u64 {
+        self.random_u64()
+    }
+
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn File>> {
         let mut state = self.shared.lock();
         let (dir_path, name) = split_path(path)?;
@@ -526,10 +530,26 @@ impl Io for SimIo {
         let (from_dir, from_name) = split_path(from)?;
         let (to_dir, to_name) = split_path(to)?;
         if from_dir != to_dir {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "the simulator renames within one directory only",
-            ));
+            // Across directories: an unlink in one and a link in the other,
+            // each durable only once its own directory is synced (a crash
+            // may keep either, both or neither, as a journal-less file
+            // system could).
+            state.dir_mut(&to_dir)?;
+            let source = state.dir_mut(&from_dir)?;
+            let ino = source.visible.remove(&from_name).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} not found", from.display()),
+                )
+            })?;
+            source.unsynced.push(DirOp::Unlink(from_name));
+            let target = state.dir_mut(&to_dir)?;
+            let replaced = target.visible.insert(to_name.clone(), ino);
+            target.unsynced.push(DirOp::Link(to_name, ino));
+            if let Some(old) = replaced {
+                state.unlink_inode(old);
+            }
+            return Ok(());
         }
         let dir = state.dir_mut(&from_dir)?;
         let ino = dir.visible.remove(&from_name).ok_or_else(|| {

@@ -74,7 +74,9 @@ pub use transfer::{AMOUNT_MAX, Transfer, TransferFlags};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::io::{Io, RealIo};
-use crate::store::{CheckpointInfo, Store, StoreOptions, StoreRecovery};
+use crate::store::{
+    CheckpointInfo, CheckpointStats, Store, StoreOptions, StoreRecovery, StoreRepairPlan,
+};
 use crate::wal::WalOptions;
 use codec::LedgerCommand;
 
@@ -101,9 +103,13 @@ pub struct Options {
     /// Put the log in this directory instead of `<path>/wal` (for example on
     /// a separate disk). Default `None`.
     pub wal_dir: Option<PathBuf>,
-    /// Opt-in repair: if the log is corrupt, truncate it at the first
-    /// corruption (reported in [`Ledger::recovery`]) instead of failing.
-    /// Default false: corruption fails `open` with a typed error.
+    /// Opt-in repair: if damage blocks the open, cut the log at the first
+    /// damaged record the newest valid snapshot does not cover, moving the
+    /// segments and damaged snapshots it removes to `quarantine/`, and
+    /// report it in [`Ledger::recovery`]; refused if the result could not
+    /// open. [`Ledger::plan_repair`] shows the plan without acting. Default
+    /// false: damage fails `open` with a typed error naming file, offset
+    /// and LSN.
     pub repair: bool,
     /// The file system (tests substitute a simulated one).
     pub io: Arc<dyn Io>,
@@ -132,8 +138,7 @@ const RECORD_OVERHEAD_BYTES: usize =
 pub const RECORD_SIZE_MAX_BYTES: usize = RECORD_OVERHEAD_BYTES + BATCH_EVENTS_MAX * 128;
 
 const _: () = assert!(
-    crate::wal::frame_size(RECORD_SIZE_MAX_BYTES) as u64
-        + crate::wal::SEGMENT_HEADER_SIZE_BYTES as u64
+    crate::wal::segment_overhead_bytes(RECORD_SIZE_MAX_BYTES)
         <= crate::wal::SEGMENT_SIZE_BYTES_DEFAULT,
     "a full batch must fit in a default segment"
 );
@@ -142,13 +147,7 @@ impl Options {
     /// The largest record the log accepts with these options: a full batch,
     /// or whatever fits in one segment if segments are smaller than that.
     fn record_size_max_bytes(&self) -> usize {
-        let capacity = self
-            .segment_size_bytes
-            .saturating_sub(crate::wal::SEGMENT_HEADER_SIZE_BYTES as u64)
-            .saturating_sub(crate::wal::RECORD_HEADER_SIZE_BYTES as u64);
-        let aligned = capacity / crate::wal::RECORD_ALIGN_BYTES as u64
-            * crate::wal::RECORD_ALIGN_BYTES as u64;
-        (aligned as usize).min(RECORD_SIZE_MAX_BYTES)
+        crate::wal::record_size_max_for_segment(self.segment_size_bytes).min(RECORD_SIZE_MAX_BYTES)
     }
 
     /// Events per batch these options allow: [`BATCH_EVENTS_MAX`] unless
@@ -234,6 +233,25 @@ impl Ledger {
             path,
             batch_events_max: options.batch_events_max(),
         })
+    }
+
+    /// Computes, changing nothing, what opening with `repair: true` would do
+    /// to the ledger in `path` (a dry run): the records the log would be
+    /// cut at, the segments and snapshots moved to `quarantine/`. An empty
+    /// plan means the ledger opens as it is.
+    ///
+    /// ```
+    /// # use syncpay::ledger::{Ledger, Options};
+    /// let dir = tempfile::tempdir()?;
+    /// Ledger::open(dir.path(), Options::default())?.close()?;
+    /// assert!(Ledger::plan_repair(dir.path(), &Options::default())?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn plan_repair(path: impl AsRef<Path>, options: &Options) -> Result<StoreRepairPlan> {
+        Ok(Store::<LedgerMachine>::plan_repair(
+            path.as_ref(),
+            &options.store_options(),
+        )?)
     }
 
     /// What opening found: snapshot used, records replayed, torn tail
@@ -428,6 +446,12 @@ impl Ledger {
     /// retained snapshot. Automatic checkpoints make calling this optional.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
         Ok(self.store.checkpoint()?)
+    }
+
+    /// Checkpoints written and failed since open. A failed checkpoint (disk
+    /// full, say) poisons nothing; automatic ones are retried.
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        self.store.checkpoint_stats()
     }
 
     /// Checks the ledger's invariants (sums of debits and credits, pending

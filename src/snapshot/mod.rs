@@ -303,6 +303,25 @@ impl SnapshotDir {
         Ok(snapshots)
     }
 
+    /// The snapshot directory `dir` as it is: nothing is created or
+    /// removed (for read-only inspection and repair planning).
+    pub fn existing(dir: &Path, io: Arc<dyn Io>) -> SnapshotDir {
+        SnapshotDir {
+            dir: dir.to_path_buf(),
+            io,
+        }
+    }
+
+    /// Moves the snapshot covering `lsn` to `quarantine/` inside the
+    /// snapshot directory (repair keeps what it removes). Returns its new
+    /// path.
+    pub fn quarantine(&self, lsn: Lsn) -> Result<PathBuf, SnapshotError> {
+        let path = self.path(lsn);
+        let quarantine = self.dir.join(crate::wal::QUARANTINE_DIR_NAME);
+        crate::io::quarantine_file(self.io.as_ref(), &self.dir, &quarantine, &path)
+            .map_err(|step| io_error(step.op, &step.path)(step.source))
+    }
+
     fn sync_dir(&self) -> Result<(), SnapshotError> {
         self.io
             .sync_dir(&self.dir)

@@ -40,7 +40,7 @@ use crate::io::File;
 use crate::snapshot::{SnapshotDir, SnapshotError};
 use crate::wal::{Lsn, Wal, WalError, WalOptions};
 
-pub use recovery::StoreRecovery;
+pub use recovery::{RejectedSnapshot, StoreRecovery, StoreRepairPlan};
 
 /// Default amount of log written between automatic checkpoints.
 pub const CHECKPOINT_INTERVAL_BYTES_DEFAULT: u64 = 1 << 30;
@@ -147,12 +147,21 @@ pub enum StoreError {
     },
     /// The log starts after the newest usable snapshot ends: records between
     /// them are missing (both snapshots damaged, or files deleted).
-    #[error("log starts at lsn {log_first_lsn} but the usable snapshot ends at lsn {snapshot_lsn}")]
+    #[error(
+        "log starts at lsn {log_first_lsn} but the usable snapshot ends at lsn {snapshot_lsn}{}{}",
+        list_rejected(snapshots_rejected),
+        list_damage(log_damage)
+    )]
     LogGap {
         /// LSN of the snapshot recovery would start from (0: none).
         snapshot_lsn: Lsn,
         /// First LSN in the log.
         log_first_lsn: Lsn,
+        /// Every snapshot recovery rejected, with why.
+        snapshots_rejected: Vec<RejectedSnapshot>,
+        /// Log damage that recovery skipped because a rejected snapshot was
+        /// expected to cover it (why the log starts where it does).
+        log_damage: Vec<crate::wal::Damage>,
     },
     /// A snapshot covers records the log does not have.
     #[error("snapshot covers lsn {snapshot_lsn} but the log ends before lsn {log_next_lsn}")]
@@ -190,7 +199,34 @@ pub enum StoreError {
     /// The store is closed.
     #[error("store is closed")]
     Closed,
+    /// The clock reads a time a timestamp cannot hold (timestamps are
+    /// below 2^63 ns, as TigerBeetle's). Nothing was logged.
+    #[error("clock reads {now_ns} ns, at or beyond the timestamp limit of 2^63 ns")]
+    ClockOutOfRange {
+        /// What the clock read.
+        now_ns: u64,
+    },
+    /// The options or paths are unusable.
+    #[error("invalid store options: {reason}")]
+    InvalidOptions {
+        /// What is wrong.
+        reason: String,
+    },
 }
+
+fn list_rejected(rejected: &[RejectedSnapshot]) -> String {
+    rejected
+        .iter()
+        .map(|r| format!("; rejected snapshot {r}"))
+        .collect()
+}
+
+fn list_damage(damage: &[crate::wal::Damage]) -> String {
+    damage.iter().map(|d| format!("; log damage {d}")).collect()
+}
+
+/// Timestamps are below this (TigerBeetle reserves the top bit).
+pub const TIMESTAMP_LIMIT_NS: u64 = 1 << 63;
 
 impl StoreError {
     /// A failed step of opening the store's directory.
@@ -272,6 +308,13 @@ struct Core<M: StateMachine> {
     checkpoint: Mutex<CheckpointState>,
     log_bytes_since_checkpoint: AtomicU64,
     checkpoint_interval_bytes: u64,
+    /// After a failed automatic checkpoint, the next is tried once the log
+    /// has grown past this (bytes since the last good checkpoint).
+    checkpoint_retry_at_bytes: AtomicU64,
+    /// Checkpoints written, and failures, since open (with the last error);
+    /// `checkpoint_done` is notified after each attempt.
+    checkpoint_stats: Mutex<CheckpointStats>,
+    checkpoint_done: parking_lot::Condvar,
     poison: Mutex<Option<Arc<StoreError>>>,
     poisoned: AtomicBool,
     /// The LSN whose command applies next: commands apply in log order.
@@ -336,6 +379,19 @@ impl<M: StateMachine> Drop for Turn<'_, M> {
 /// The newest known-good snapshot (verified at open or written by us).
 struct CheckpointState {
     newest_good_lsn: Option<Lsn>,
+}
+
+/// Checkpoints since the store was opened. A failed checkpoint (disk full,
+/// permissions) leaves the store usable: the log keeps every command, and
+/// automatic checkpoints are retried after more log is written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Checkpoints that wrote a snapshot.
+    pub completed: u64,
+    /// Checkpoints that failed.
+    pub failed: u64,
+    /// The last failure, if the last attempt failed.
+    pub last_error: Option<String>,
 }
 
 /// A state machine made durable by a log and snapshots.
@@ -410,6 +466,7 @@ impl<M: StateMachine> Store<M> {
         dir: &Path,
         options: StoreOptions,
     ) -> Result<(Store<M>, StoreRecovery), StoreError> {
+        validate_paths(dir, &options)?;
         let lock = recovery::lock_dir(options.wal.io.as_ref(), dir)?;
         let recovered = recovery::recover::<M>(dir, &options)?;
         let applied_lsn = recovered.applied.applied_lsn;
@@ -424,6 +481,9 @@ impl<M: StateMachine> Store<M> {
             }),
             log_bytes_since_checkpoint: AtomicU64::new(recovered.report.replayed_bytes),
             checkpoint_interval_bytes: options.checkpoint_interval_bytes,
+            checkpoint_retry_at_bytes: AtomicU64::new(options.checkpoint_interval_bytes),
+            checkpoint_stats: Mutex::new(CheckpointStats::default()),
+            checkpoint_done: parking_lot::Condvar::new(),
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
             turnstile: Mutex::new(applied_lsn + 1),
@@ -440,6 +500,17 @@ impl<M: StateMachine> Store<M> {
             _lock: lock,
         };
         Ok((store, recovered.report))
+    }
+
+    /// Computes what opening with `options.wal.repair` would do to the
+    /// store in `dir`, changing nothing (a dry run): the log's repair plan
+    /// and the snapshots it would move to quarantine. An empty plan means
+    /// the store opens as it is.
+    pub fn plan_repair(dir: &Path, options: &StoreOptions) -> Result<StoreRepairPlan, StoreError> {
+        validate_paths(dir, options)?;
+        let io = options.wal.io.as_ref();
+        let _lock = crate::io::lock_dir(io, dir).map_err(StoreError::from_dir_step)?;
+        recovery::plan_repair(dir, options)
     }
 
     /// Logs `command` durably, applies it, and returns its output. Concurrent
@@ -461,15 +532,26 @@ impl<M: StateMachine> Store<M> {
         let needed = M::timestamps_needed(&command).max(1);
         let record_bytes = (bytes.len() + RECORD_PREFIX_BYTES) as u64;
         let mut timestamp = 0;
+        let mut clock_out_of_range = None;
         let submitted = core.wal.submit_with(|batch| {
             let mut last = core.sequencer.lock();
-            let stamp = core.clock.realtime_ns().max(last.saturating_add(needed));
+            let now = core.clock.realtime_ns();
+            let stamp = now.max(last.saturating_add(needed));
+            if now >= TIMESTAMP_LIMIT_NS || stamp >= TIMESTAMP_LIMIT_NS {
+                clock_out_of_range = Some(now);
+                batch.withdraw();
+                return None;
+            }
             if batch.push_parts(&[&stamp.to_le_bytes(), &bytes]).is_ok() {
                 *last = stamp;
                 timestamp = stamp;
             }
             None
-        })?;
+        });
+        let submitted = match (submitted, clock_out_of_range) {
+            (Err(_), Some(now_ns)) => return Err(StoreError::ClockOutOfRange { now_ns }),
+            (result, _) => result?,
+        };
         drop(bytes);
         core.note_log_bytes(record_bytes, self.checkpointer.as_ref());
         let lsn = submitted.lsns.start;
@@ -505,10 +587,32 @@ impl<M: StateMachine> Store<M> {
     }
 
     /// Writes a snapshot of the current state and truncates the log behind
-    /// the older retained snapshot.
+    /// the older retained snapshot. A failure is returned and counted but
+    /// poisons nothing: every command stays in the log.
     pub fn checkpoint(&self) -> Result<CheckpointInfo, StoreError> {
         self.core.check_poison()?;
-        self.core.checkpoint()
+        self.core.checkpoint_counted()
+    }
+
+    /// Checkpoints written and failed since open.
+    pub fn checkpoint_stats(&self) -> CheckpointStats {
+        self.core.checkpoint_stats.lock().clone()
+    }
+
+    /// Blocks until at least `completed` checkpoints have been written
+    /// since open, or the store is poisoned or closing. Returns the stats.
+    /// (Tests use it to wait for the background checkpointer on a signal.)
+    #[doc(hidden)]
+    pub fn wait_for_checkpoints(&self, completed: u64) -> CheckpointStats {
+        let mut stats = self.core.checkpoint_stats.lock();
+        while stats.completed < completed
+            && !self.core.poisoned.load(Ordering::SeqCst)
+            && !self.core.wal.is_poisoned()
+            && self.checkpointer.is_some()
+        {
+            self.core.checkpoint_done.wait(&mut stats);
+        }
+        stats.clone()
     }
 
     /// The log (for inspection: sizes, LSNs).
@@ -565,7 +669,7 @@ impl<M: StateMachine> Core<M> {
             .fetch_add(bytes, Ordering::Relaxed)
             + bytes;
         if let Some(checkpointer) = checkpointer
-            && total >= self.checkpoint_interval_bytes
+            && total >= self.checkpoint_retry_at_bytes.load(Ordering::Relaxed)
         {
             // A full channel means a checkpoint is already requested.
             let _ = checkpointer.wake.try_send(());
@@ -594,24 +698,85 @@ impl<M: StateMachine> Core<M> {
             out.write_all(&last_timestamp.to_le_bytes())?;
             M::write_image(&image, out)
         });
-        let bytes = written.map_err(|e| self.poison(e.into()))?;
+        // A failed snapshot write is not a log failure: nothing acknowledged
+        // depends on it, so it is reported, never poisons.
+        let bytes = written?;
         let previous = checkpoint.newest_good_lsn.replace(lsn);
+        self.log_bytes_since_checkpoint
+            .fetch_sub(logged_since, Ordering::Relaxed);
         let keep: Vec<Lsn> = std::iter::once(lsn).chain(previous).collect();
-        self.snapshots
-            .retain(&keep)
-            .map_err(|e| self.poison(e.into()))?;
+        self.snapshots.retain(&keep)?;
+        // The log's own failures poison the log where they must (a failed
+        // manifest write), not the store.
         let segments_removed = match previous {
             Some(older) => self.wal.truncate_prefix(older + 1)?,
             None => 0,
         };
-        self.log_bytes_since_checkpoint
-            .fetch_sub(logged_since, Ordering::Relaxed);
         Ok(CheckpointInfo {
             lsn,
             bytes,
             segments_removed,
         })
     }
+}
+
+impl<M: StateMachine> Core<M> {
+    /// A checkpoint, counted in the stats; after a failure the next
+    /// automatic one waits for a quarter interval more of log.
+    fn checkpoint_counted(&self) -> Result<CheckpointInfo, StoreError> {
+        let result = self.checkpoint();
+        let mut stats = self.checkpoint_stats.lock();
+        match &result {
+            Ok(info) => {
+                if info.bytes > 0 {
+                    stats.completed += 1;
+                }
+                stats.last_error = None;
+                self.checkpoint_retry_at_bytes
+                    .store(self.checkpoint_interval_bytes, Ordering::Relaxed);
+            }
+            Err(error) => {
+                stats.failed += 1;
+                stats.last_error = Some(error.to_string());
+                let now = self.log_bytes_since_checkpoint.load(Ordering::Relaxed);
+                let retry = now.saturating_add((self.checkpoint_interval_bytes / 4).max(1));
+                self.checkpoint_retry_at_bytes
+                    .store(retry, Ordering::Relaxed);
+            }
+        }
+        drop(stats);
+        self.checkpoint_done.notify_all();
+        result
+    }
+}
+
+/// Rejects paths that cannot hold a store: an empty path (which would
+/// scatter files over the current directory), or a log directory that is
+/// the store's directory or its snapshot directory.
+fn validate_paths(dir: &Path, options: &StoreOptions) -> Result<(), StoreError> {
+    let invalid = |reason: String| Err(StoreError::InvalidOptions { reason });
+    if dir.as_os_str().is_empty() {
+        return invalid("the store path is empty".into());
+    }
+    if let Some(wal_dir) = &options.wal_dir {
+        if wal_dir.as_os_str().is_empty() {
+            return invalid("the log directory path is empty".into());
+        }
+        let same = |a: &Path, b: &Path| {
+            let canonical = |p: &Path| {
+                p.canonicalize()
+                    .unwrap_or_else(|_| p.components().collect())
+            };
+            canonical(a) == canonical(b)
+        };
+        if same(wal_dir, dir) || same(wal_dir, &dir.join(SNAPSHOT_DIR_NAME)) {
+            return invalid(format!(
+                "the log directory {} must differ from the store directory and its snapshot directory",
+                wal_dir.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Checkpointer {
@@ -622,11 +787,14 @@ impl Checkpointer {
             .spawn(move || {
                 for () in wakeups {
                     if core.check_poison().is_err() || core.wal.is_poisoned() {
-                        return;
+                        break;
                     }
-                    // A failure poisons the core; execute reports it.
-                    let _ = core.checkpoint();
+                    // A failure is counted and retried after more log; it
+                    // poisons nothing.
+                    let _ = core.checkpoint_counted();
                 }
+                // Wake anyone waiting for checkpoints: there will be no more.
+                core.checkpoint_done.notify_all();
             })
             .map_err(|source| StoreError::Io {
                 op: "spawn checkpointer thread",

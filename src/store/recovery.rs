@@ -1,22 +1,54 @@
 //! Opening a store: lock, newest valid snapshot, log replay.
 //!
-//! Snapshots are tried newest first. One that fails verification (or whose
-//! payload the state machine cannot decode) is skipped and reported, and
-//! recovery falls back to the next older one, replaying more log. The log
-//! must then still reach back to the chosen snapshot: if it does not (both
-//! retained snapshots damaged after the log was truncated), open fails with
-//! [`StoreError::LogGap`] rather than start from a state with holes.
+//! Snapshots are verified newest first (header and payload checksums); one
+//! that fails is skipped and reported, and recovery falls back to the next
+//! older one, replaying more log. The newest verified snapshot decides which
+//! log records are needed: those after it. The log is opened knowing that,
+//! so damage wholly before it (records the snapshot already holds) is
+//! skipped and reported instead of failing the open. The log must then
+//! still reach back to the snapshot: if it does not (both retained
+//! snapshots damaged after the log was truncated), open fails with
+//! [`StoreError::LogGap`], naming every snapshot it rejected and why, rather
+//! than start from a state with holes. A snapshot, damaged or not, that
+//! claims records the log does not have fails with
+//! [`StoreError::LogBehindSnapshot`].
+//!
+//! Repair (opt-in) moves rejected snapshots to `snapshots/quarantine/` and
+//! lets the log cut itself at the first damaged record it needs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{
     Applied, DecodeError, RECORD_PREFIX_BYTES, SNAPSHOT_DIR_NAME, STORE_SNAPSHOT_ENVELOPE_BYTES,
     STORE_SNAPSHOT_VERSION, StateMachine, StoreError, StoreOptions, WAL_DIR_NAME,
 };
 use crate::io::{File, Io};
-use crate::snapshot::{SnapshotDir, SnapshotError};
+use crate::snapshot::{Snapshot, SnapshotDir, SnapshotError};
 use crate::store::ApplyContext;
-use crate::wal::{Lsn, RecoveryReport, Wal};
+use crate::wal::{Lsn, RecoveryReport, RepairPlan, Wal, WalOptions};
+
+/// A snapshot that recovery did not use, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedSnapshot {
+    /// Its file.
+    pub path: PathBuf,
+    /// The LSN its name says it covers.
+    pub lsn: Lsn,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl std::fmt::Display for RejectedSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (lsn {}): {}",
+            self.path.display(),
+            self.lsn,
+            self.reason
+        )
+    }
+}
 
 /// What opening a store found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -25,13 +57,31 @@ pub struct StoreRecovery {
     pub wal: RecoveryReport,
     /// The snapshot recovery started from, if any.
     pub snapshot_lsn: Option<Lsn>,
-    /// Snapshots skipped because they failed verification or decoding,
-    /// with the reason.
-    pub snapshots_skipped: Vec<(Lsn, String)>,
+    /// Snapshots skipped because they failed verification or decoding.
+    pub snapshots_skipped: Vec<RejectedSnapshot>,
+    /// Snapshots repair moved to quarantine: (from, to).
+    pub snapshots_quarantined: Vec<(PathBuf, PathBuf)>,
     /// Log records replayed on top of the snapshot.
     pub replayed_records: u64,
     /// Bytes of those records.
     pub replayed_bytes: u64,
+}
+
+/// What repair would do (or did) to a store: its log's plan and the
+/// snapshots it moves to quarantine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreRepairPlan {
+    /// The log's repair plan.
+    pub wal: RepairPlan,
+    /// Snapshots that fail verification, to be moved to quarantine.
+    pub snapshots: Vec<RejectedSnapshot>,
+}
+
+impl StoreRepairPlan {
+    /// True if there is nothing to repair.
+    pub fn is_empty(&self) -> bool {
+        self.wal.is_empty() && self.snapshots.is_empty()
+    }
 }
 
 pub(super) struct Recovered<M> {
@@ -46,26 +96,45 @@ pub(super) fn lock_dir(io: &dyn Io, dir: &Path) -> Result<Box<dyn File>, StoreEr
     crate::io::lock_dir(io, dir).map_err(StoreError::from_dir_step)
 }
 
+/// The log directory of a store in `dir`.
+pub(super) fn wal_dir(dir: &Path, options: &StoreOptions) -> PathBuf {
+    options
+        .wal_dir
+        .clone()
+        .unwrap_or_else(|| dir.join(WAL_DIR_NAME))
+}
+
 pub(super) fn recover<M: StateMachine>(
     dir: &Path,
     options: &StoreOptions,
 ) -> Result<Recovered<M>, StoreError> {
     let snapshots = SnapshotDir::open(&dir.join(SNAPSHOT_DIR_NAME), options.wal.io.clone())?;
-    let wal_dir = options
-        .wal_dir
-        .clone()
-        .unwrap_or_else(|| dir.join(WAL_DIR_NAME));
-    let (wal, wal_report) = Wal::open(&wal_dir, options.wal.clone())?;
-    let mut report = StoreRecovery {
-        wal: wal_report,
-        ..StoreRecovery::default()
+    let mut report = StoreRecovery::default();
+    let (newest, rejected) = newest_verified(&snapshots)?;
+    if options.wal.repair {
+        for snapshot in &rejected {
+            let to = snapshots.quarantine(snapshot.lsn)?;
+            report
+                .snapshots_quarantined
+                .push((snapshot.path.clone(), to));
+        }
+    }
+    report.snapshots_skipped = rejected;
+    let wal_options = WalOptions {
+        needed_from_lsn: newest.as_ref().map_or(1, |s| s.lsn() + 1),
+        ..options.wal.clone()
     };
-    let mut applied = restore_newest::<M>(&snapshots, &wal, &mut report)?;
+    let (wal, wal_report) = Wal::open(&wal_dir(dir, options), wal_options)?;
+    report.wal = wal_report;
+    check_snapshots_behind_log(&snapshots, &wal, &report)?;
+    let mut applied = restore::<M>(&snapshots, newest, &wal, &mut report)?;
     let base_lsn = applied.applied_lsn;
     if wal.first_lsn() > base_lsn + 1 {
         return Err(StoreError::LogGap {
             snapshot_lsn: base_lsn,
             log_first_lsn: wal.first_lsn(),
+            snapshots_rejected: report.snapshots_skipped.clone(),
+            log_damage: report.wal.damage_skipped.clone(),
         });
     }
     replay(&wal, &mut applied, &mut report)?;
@@ -77,28 +146,92 @@ pub(super) fn recover<M: StateMachine>(
     })
 }
 
-/// Restores the newest snapshot that verifies and decodes, or the initial
-/// state if there is none.
-fn restore_newest<M: StateMachine>(
+/// Computes what repair would do to the store in `dir`, changing nothing.
+pub(super) fn plan_repair(
+    dir: &Path,
+    options: &StoreOptions,
+) -> Result<StoreRepairPlan, StoreError> {
+    let snapshots = SnapshotDir::existing(&dir.join(SNAPSHOT_DIR_NAME), options.wal.io.clone());
+    let (newest, rejected) = newest_verified(&snapshots)?;
+    let wal_options = WalOptions {
+        needed_from_lsn: newest.as_ref().map_or(1, |s| s.lsn() + 1),
+        ..options.wal.clone()
+    };
+    let wal = Wal::plan_repair(&wal_dir(dir, options), &wal_options)?;
+    Ok(StoreRepairPlan {
+        wal,
+        snapshots: rejected,
+    })
+}
+
+/// The newest snapshot that verifies, and the newer ones that did not.
+fn newest_verified(
+    snapshots: &SnapshotDir,
+) -> Result<(Option<Snapshot>, Vec<RejectedSnapshot>), StoreError> {
+    let mut rejected = Vec::new();
+    for lsn in snapshots.list()? {
+        match snapshots.load(lsn) {
+            Ok(snapshot) => return Ok((Some(snapshot), rejected)),
+            Err(SnapshotError::Corrupt { path, reason }) => rejected.push(RejectedSnapshot {
+                path,
+                lsn,
+                reason: reason.to_string(),
+            }),
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok((None, rejected))
+}
+
+/// A snapshot (verified or not) naming an LSN the log does not have means
+/// the log lost records a checkpoint saw: fail rather than reuse LSNs.
+fn check_snapshots_behind_log(
     snapshots: &SnapshotDir,
     wal: &Wal,
-    report: &mut StoreRecovery,
-) -> Result<Applied<M>, StoreError> {
+    report: &StoreRecovery,
+) -> Result<(), StoreError> {
+    let quarantined: Vec<Lsn> = report
+        .snapshots_skipped
+        .iter()
+        .filter(|s| {
+            report
+                .snapshots_quarantined
+                .iter()
+                .any(|(from, _)| from == &s.path)
+        })
+        .map(|s| s.lsn)
+        .collect();
     for lsn in snapshots.list()? {
-        if lsn >= wal.next_lsn() {
+        if lsn >= wal.next_lsn() && !quarantined.contains(&lsn) {
             return Err(StoreError::LogBehindSnapshot {
                 snapshot_lsn: lsn,
                 log_next_lsn: wal.next_lsn(),
             });
         }
-        let snapshot = match snapshots.load(lsn) {
-            Ok(snapshot) => snapshot,
-            Err(SnapshotError::Corrupt { reason, .. }) => {
-                report.snapshots_skipped.push((lsn, reason.to_string()));
-                continue;
-            }
-            Err(error) => return Err(error.into()),
+    }
+    Ok(())
+}
+
+/// Restores `newest` (or, if its payload does not decode, the next older
+/// snapshot that verifies and decodes, or the initial state).
+fn restore<M: StateMachine>(
+    snapshots: &SnapshotDir,
+    newest: Option<Snapshot>,
+    wal: &Wal,
+    report: &mut StoreRecovery,
+) -> Result<Applied<M>, StoreError> {
+    let mut candidate = newest;
+    loop {
+        let Some(snapshot) = candidate.take() else {
+            let mut machine = M::initial();
+            machine.reserve_for_replay(wal.live_bytes_from(1));
+            return Ok(Applied {
+                machine,
+                applied_lsn: 0,
+                last_timestamp: 0,
+            });
         };
+        let lsn = snapshot.lsn();
         let log_bytes = wal.live_bytes_from(lsn + 1);
         match decode_snapshot::<M>(snapshot.payload(), log_bytes) {
             Ok((machine, last_timestamp)) => {
@@ -109,16 +242,36 @@ fn restore_newest<M: StateMachine>(
                     last_timestamp,
                 });
             }
-            Err(error) => report.snapshots_skipped.push((lsn, error.to_string())),
+            Err(error) => report.snapshots_skipped.push(RejectedSnapshot {
+                path: snapshot.path().to_path_buf(),
+                lsn,
+                reason: error.to_string(),
+            }),
+        }
+        candidate = older_verified(snapshots, lsn, report)?;
+    }
+}
+
+/// The newest snapshot older than `lsn` that verifies.
+fn older_verified(
+    snapshots: &SnapshotDir,
+    lsn: Lsn,
+    report: &mut StoreRecovery,
+) -> Result<Option<Snapshot>, StoreError> {
+    for older in snapshots.list()?.into_iter().filter(|&l| l < lsn) {
+        match snapshots.load(older) {
+            Ok(snapshot) => return Ok(Some(snapshot)),
+            Err(SnapshotError::Corrupt { path, reason }) => {
+                report.snapshots_skipped.push(RejectedSnapshot {
+                    path,
+                    lsn: older,
+                    reason: reason.to_string(),
+                });
+            }
+            Err(error) => return Err(error.into()),
         }
     }
-    let mut machine = M::initial();
-    machine.reserve_for_replay(wal.live_bytes_from(1));
-    Ok(Applied {
-        machine,
-        applied_lsn: 0,
-        last_timestamp: 0,
-    })
+    Ok(None)
 }
 
 /// Decodes a store snapshot, sizing the machine for `log_bytes` of log to

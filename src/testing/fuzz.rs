@@ -9,11 +9,14 @@ use std::sync::Arc;
 use super::{ByteChoices, Journal};
 use crate::io::{Io, OpenMode, SimIo};
 use crate::store::StateMachine;
+use crate::wal::manifest::{Manifest, ManifestFile};
 use crate::wal::{Wal, WalError, WalOptions};
 
 /// Arbitrary bytes as one (or, split at a chosen point, two) segment files
-/// of a log, opened by recovery: must yield records or a typed error. Any
-/// records it yields must read back through the reader identically.
+/// of a log, with a manifest listing them, opened by recovery: must yield
+/// records or a typed error. Any records it yields must read back through
+/// the reader identically, and a repair (planned, then applied) must leave
+/// a log that opens and plans no further repair.
 pub fn wal_segment_recovery(data: &[u8]) {
     let io = SimIo::new(0);
     let dir = Path::new("/db/wal");
@@ -28,6 +31,7 @@ pub fn wal_segment_recovery(data: &[u8]) {
         rest.len()
     };
     let segment_size = 4096u64;
+    let mut last_index = 0;
     for (index, part) in [(1u64, &rest[..cut]), (2, &rest[cut..])] {
         if index == 2 && part.is_empty() {
             break;
@@ -38,21 +42,58 @@ pub fn wal_segment_recovery(data: &[u8]) {
         file.write_all_at(&part[..len as usize], 0)
             .expect("sim write");
         file.preallocate(segment_size).expect("sim preallocate");
+        last_index = index;
     }
+    // The log id the first segment's header names (offset 40), so that
+    // inputs made from real logs are consistent with their manifest.
+    let log_id = rest
+        .get(40..48)
+        .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let manifest = Manifest {
+        last_index,
+        ..Manifest::new(log_id)
+    };
+    ManifestFile::create(&io, dir, manifest).expect("sim manifest");
     let options = WalOptions {
         segment_size_bytes: segment_size,
         record_size_max_bytes: 1024,
         io: Arc::new(io.clone()),
         ..WalOptions::default()
     };
-    match Wal::open(dir, options) {
+    let typed = |error: &WalError| {
+        matches!(
+            error,
+            WalError::Corrupt { .. }
+                | WalError::Io { .. }
+                | WalError::InvalidOptions { .. }
+                | WalError::UnsupportedFormat { .. }
+                | WalError::RepairImpossible { .. }
+        )
+    };
+    match Wal::open(dir, options.clone()) {
         Ok((wal, report)) => {
             let records: Result<Vec<_>, WalError> = wal.iter(wal.first_lsn()).collect();
             let records = records.expect("a recovered log reads back");
             assert_eq!(records.len() as u64, report.next_lsn - report.first_lsn);
         }
-        Err(WalError::Corrupt { .. } | WalError::Io { .. } | WalError::InvalidOptions { .. }) => {}
+        Err(error) if typed(&error) => {}
         Err(other) => panic!("unexpected error kind: {other}"),
+    }
+    let repair = WalOptions {
+        repair: true,
+        ..options.clone()
+    };
+    match Wal::open(dir, repair) {
+        Ok((wal, _)) => {
+            let records: Result<Vec<_>, WalError> = wal.iter(wal.first_lsn()).collect();
+            records.expect("a repaired log reads back");
+            drop(wal);
+            let again = Wal::plan_repair(dir, &options).expect("a repaired log plans");
+            assert!(again.is_empty(), "repair is idempotent: {again:?}");
+            Wal::open(dir, options).expect("a repaired log opens");
+        }
+        Err(error) if typed(&error) => {}
+        Err(other) => panic!("unexpected error kind from repair: {other}"),
     }
 }
 

@@ -65,6 +65,7 @@ pub fn sim_options(io: &SimIo, segment_size_bytes: u64) -> WalOptions {
         group_size_max_bytes: 8192,
         queue_depth_max: 64,
         repair: false,
+        needed_from_lsn: 1,
         io: Arc::new(io.clone()),
     }
 }

@@ -75,6 +75,31 @@ pub enum WalError {
     /// The log was closed.
     #[error("log is closed")]
     Closed,
+    /// The caller withdrew a submission while building it; nothing was
+    /// written and no LSN was used.
+    #[error("submission withdrawn before it was written")]
+    Withdrawn,
+    /// The directory holds a log of a format this version does not read
+    /// (format 1, from before the manifest and sector stamps).
+    #[error("{path} is log format {version}; this version reads format {supported} only")]
+    UnsupportedFormat {
+        /// The file whose format was read.
+        path: PathBuf,
+        /// Its format version.
+        version: u32,
+        /// The format this code reads.
+        supported: u32,
+    },
+    /// Repair cannot produce a log that opens: the records the caller
+    /// needs (from `needed_from_lsn` on) are not all intact, so cutting the
+    /// log at the damage would leave it behind its snapshot.
+    #[error("cannot repair: lsn {needed_from_lsn} on is needed but damaged: {damage}")]
+    RepairImpossible {
+        /// The first LSN the caller needs.
+        needed_from_lsn: Lsn,
+        /// The damage that removes it.
+        damage: Box<super::Damage>,
+    },
 }
 
 /// What exactly is wrong at a corrupt position.
@@ -109,10 +134,11 @@ pub enum CorruptReason {
         /// Computed checksum.
         actual_crc: u32,
     },
-    /// A record's payload checksum does not match and the frame is complete
-    /// (so this is not a torn write).
-    #[error("payload checksum {actual_crc:#010x}, expected {expected_crc:#010x}")]
-    PayloadChecksum {
+    /// A record's body checksum does not match and every sector of the
+    /// frame was written (so this is rot, not a torn write), or the log was
+    /// closed cleanly (so there is no torn write to forgive).
+    #[error("record checksum {actual_crc:#010x}, expected {expected_crc:#010x}")]
+    BodyChecksum {
         /// Stored checksum.
         expected_crc: u32,
         /// Computed checksum.
@@ -145,6 +171,60 @@ pub enum CorruptReason {
         /// The next segment's base LSN.
         next_base_lsn: Lsn,
     },
+    /// A record's checksum matches but a sector stamp is not its own.
+    #[error("sector stamp at frame offset {at} does not belong to the record")]
+    Stamp {
+        /// Offset of the stamp within the frame.
+        at: u64,
+    },
+    /// The segment file's length differs from the size in its header.
+    #[error("segment file is {file_bytes} bytes, its header says {header_bytes}")]
+    SegmentLength {
+        /// From the header.
+        header_bytes: u64,
+        /// The file's length.
+        file_bytes: u64,
+    },
+    /// A segment the manifest lists is missing (or emptied) while the log
+    /// needs its records.
+    #[error("segment {index} is missing")]
+    MissingSegment {
+        /// Its index.
+        index: u64,
+    },
+    /// A segment of another log.
+    #[error("segment belongs to log {found:#018x}, not {expected:#018x}")]
+    ForeignSegment {
+        /// This log's id.
+        expected: u64,
+        /// The segment's.
+        found: u64,
+    },
+    /// A segment file with data that the manifest does not list.
+    #[error("segment {index} is not in the manifest")]
+    UnlistedSegment {
+        /// Its index.
+        index: u64,
+    },
+    /// The log ends before the LSN up to which it was acknowledged (the
+    /// clean-close mark): acknowledged records are missing.
+    #[error("log ends before lsn {acked_lsn}, up to which it was acknowledged")]
+    EndsBeforeCloseMark {
+        /// Every LSN below this was acknowledged.
+        acked_lsn: Lsn,
+    },
+    /// The log was closed cleanly at `acked_lsn` but holds data after it.
+    #[error("data after lsn {acked_lsn}, where the log was closed cleanly")]
+    AfterCloseMark {
+        /// Where the log ended at its clean close.
+        acked_lsn: Lsn,
+    },
+    /// The manifest file is missing although segments exist.
+    #[error("the log manifest is missing")]
+    ManifestMissing,
+    /// Neither slot of the manifest is valid.
+    #[error("the log manifest is damaged")]
+    ManifestDamaged,
 }
 
 impl WalError {

@@ -16,12 +16,15 @@
 //!   dropped the unsynced pages, so a retry could falsely succeed;
 //! - records visible to readers are exactly the durable ones.
 //!
-//! Fault model: see `recovery.rs` for what opening a damaged log does.
-//! Segment files are preallocated and zero-filled ahead of use by a
-//! background thread, so an append never waits for allocation and an
-//! `fdatasync` never has to persist a size change.
+//! Fault model: see `recovery/` for what opening a damaged log does, and
+//! `docs/file-format.md` for the decision table it implements. Segment
+//! files are preallocated and zero-filled ahead of use by a background
+//! thread, so an append never waits for allocation and an `fdatasync`
+//! never has to persist a size change. The manifest (`manifest.rs`) lists
+//! the segments that must exist and carries the clean-close mark.
 
 mod error;
+pub(crate) mod manifest;
 mod reader;
 mod record;
 mod recovery;
@@ -43,10 +46,15 @@ use parking_lot::{Mutex, RwLock};
 use crate::io::{File, Io, RealIo};
 
 pub use error::{CorruptReason, WalError};
+pub use manifest::MANIFEST_FILE_NAME;
 pub use reader::{WalIter, WalReader};
-pub use record::{RECORD_ALIGN_BYTES, RECORD_HEADER_SIZE_BYTES, frame_size};
-pub use recovery::{RecoveryReport, Repair, TornTail};
-pub use segment::SEGMENT_HEADER_SIZE_BYTES;
+pub use record::{RECORD_ALIGN_BYTES, RECORD_HEADER_SIZE_BYTES, frame_size_max};
+pub use recovery::{Damage, RecoveryReport, RepairAction, RepairPlan, TornTail};
+pub use segment::{SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_SIZE_BYTES};
+
+/// Name of the directory in the log directory that repair moves what it
+/// removes to.
+pub const QUARANTINE_DIR_NAME: &str = "quarantine";
 
 use segment::Segment;
 use writer::{Request, Submission};
@@ -76,9 +84,34 @@ const WAIT_YIELDS_MAX: u32 = 100;
 pub const LOCK_FILE_NAME: &str = crate::io::LOCK_FILE_NAME;
 
 const _: () = assert!(
-    RECORD_SIZE_MAX_BYTES_DEFAULT as u64 + 64 + 32 <= SEGMENT_SIZE_BYTES_DEFAULT,
+    segment_overhead_bytes(RECORD_SIZE_MAX_BYTES_DEFAULT) <= SEGMENT_SIZE_BYTES_DEFAULT,
     "a maximal record must fit in an empty default segment"
 );
+
+/// Bytes an empty segment needs to take a record of `payload_len` bytes
+/// wherever it lands: the header's sector, up to one sector less 32 bytes
+/// of offset (a submission continued from the previous segment keeps its
+/// offset modulo 512), the frame with all its stamps, and the padding to
+/// the next sector.
+pub const fn segment_overhead_bytes(payload_len: usize) -> u64 {
+    let sector = crate::io::SECTOR_SIZE_BYTES;
+    segment::SEGMENT_RECORDS_START_BYTES
+        + sector
+        + record::frame_size_max(payload_len) as u64
+        + sector
+}
+
+/// The largest record payload a segment of `segment_size_bytes` can hold.
+pub fn record_size_max_for_segment(segment_size_bytes: u64) -> usize {
+    // frame_size_max grows by at most 33 bytes per 32 of payload; start from
+    // an upper bound and step down to the largest payload that fits.
+    let mut payload = segment_size_bytes.saturating_sub(4 * crate::io::SECTOR_SIZE_BYTES) as usize;
+    while payload > 0 && segment_overhead_bytes(payload) > segment_size_bytes {
+        let excess = (segment_overhead_bytes(payload) - segment_size_bytes) as usize;
+        payload = payload.saturating_sub(excess.max(1));
+    }
+    payload
+}
 const _: () = assert!(SEGMENT_SIZE_BYTES_MIN.is_multiple_of(crate::io::SECTOR_SIZE_BYTES));
 
 /// Options of a [`Wal`].
@@ -92,9 +125,15 @@ pub struct WalOptions {
     pub group_size_max_bytes: usize,
     /// Submissions queued before appenders block. Default 4096.
     pub queue_depth_max: usize,
-    /// Opt-in repair: if recovery finds corruption, truncate the log at the
-    /// first corrupt record instead of failing, and report what was removed.
+    /// Opt-in repair: if recovery finds damage that blocks the open, cut
+    /// the log at the first damaged record the caller needs (moving what
+    /// the cut removes to `quarantine/`) instead of failing, and report it
+    /// in [`RecoveryReport::repair`]. Refused if the result could not open.
     pub repair: bool,
+    /// The first LSN the caller needs: damage wholly before it (records a
+    /// snapshot already covers) is skipped and reported instead of failing
+    /// the open. Default 1: every record the log holds is needed.
+    pub needed_from_lsn: Lsn,
     /// The file system.
     pub io: Arc<dyn Io>,
 }
@@ -107,6 +146,7 @@ impl Default for WalOptions {
             group_size_max_bytes: GROUP_SIZE_MAX_BYTES_DEFAULT,
             queue_depth_max: QUEUE_DEPTH_MAX_DEFAULT,
             repair: false,
+            needed_from_lsn: 1,
             io: Arc::new(RealIo),
         }
     }
@@ -127,9 +167,11 @@ impl WalOptions {
         if self.record_size_max_bytes > u32::MAX as usize - 64 {
             return invalid("record_size_max_bytes must fit in 32 bits");
         }
-        let capacity = self.segment_size_bytes - SEGMENT_HEADER_SIZE_BYTES as u64;
-        if frame_size(self.record_size_max_bytes) as u64 > capacity {
+        if segment_overhead_bytes(self.record_size_max_bytes) > self.segment_size_bytes {
             return invalid("record_size_max_bytes does not fit in one segment");
+        }
+        if self.needed_from_lsn == 0 {
+            return invalid("needed_from_lsn must be at least 1");
         }
         if self.queue_depth_max == 0 {
             return invalid("queue_depth_max must be at least 1");
@@ -146,6 +188,13 @@ pub(crate) struct Shared {
     poison: Mutex<Option<Arc<WalError>>>,
     poisoned: AtomicBool,
     segments: RwLock<Vec<Segment>>,
+    /// Superseded segments still on disk, (index, path): deleted when the
+    /// prefix is purged past them.
+    dead: Mutex<Vec<(u64, PathBuf)>>,
+    /// The manifest; every update is serialized by this lock.
+    manifest: Mutex<manifest::ManifestFile>,
+    /// The log's id, stamped into every segment header.
+    log_id: u64,
     /// Every LSN below this is durable and readable.
     durable_next_lsn: AtomicU64,
     /// Counters for [`Wal::stats`].
@@ -407,9 +456,27 @@ impl RecordBatch {
         Err(WalError::RecordTooLarge { len, max })
     }
 
+    /// Withdraws the whole submission: [`Wal::submit_with`] then writes
+    /// nothing, uses no LSN, and returns [`WalError::Withdrawn`].
+    pub fn withdraw(&mut self) {
+        self.error.get_or_insert(WalError::Withdrawn);
+    }
+
     /// Adds a record.
     pub fn push(&mut self, payload: &[u8]) -> Result<Lsn, WalError> {
         self.push_parts(&[payload])
+    }
+
+    /// Pads the frames to a whole number of sectors, so that the next
+    /// submission starts at a sector boundary; the padding belongs to the
+    /// last frame's extent.
+    fn pad_to_sector(&mut self) {
+        if let Some(last) = self.frame_ends.last_mut() {
+            let padded = record::sector_align_up(self.frames.len() as u64) as usize;
+            self.frames.resize(padded, 0);
+            // Frame ends fit in u32 (checked when pushed) and a sector less.
+            *last = u32::try_from(padded).unwrap_or(u32::MAX);
+        }
     }
 }
 
@@ -450,9 +517,24 @@ impl Wal {
         let io = Arc::clone(&options.io);
         crate::io::create_dir_durable(io.as_ref(), dir).map_err(WalError::from_dir_step)?;
         let lock = crate::io::lock_dir(io.as_ref(), dir).map_err(WalError::from_dir_step)?;
-        let recovered = recovery::recover(dir, &options)?;
-        let next_lsn = recovered.next_lsn;
-        let report = recovered.report.clone();
+        let recovery::Recovered {
+            segments,
+            next_lsn,
+            active_offset,
+            spare,
+            next_index,
+            dead,
+            manifest,
+            report,
+        } = recovery::recover(dir, &options)?;
+        let log_id = manifest.lock().current().log_id;
+        let start = writer::Start {
+            active: segments.last().cloned(),
+            active_offset,
+            next_lsn,
+            spare,
+            next_index,
+        };
         let (tx, rx) = crossbeam_channel::bounded(options.queue_depth_max);
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -464,7 +546,10 @@ impl Wal {
             }),
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
-            segments: RwLock::new(recovered.segments.clone()),
+            segments: RwLock::new(segments),
+            dead: Mutex::new(dead),
+            manifest,
+            log_id,
             durable_next_lsn: AtomicU64::new(next_lsn),
             stats_groups: AtomicU64::new(0),
             stats_syncs: AtomicU64::new(0),
@@ -473,7 +558,7 @@ impl Wal {
             completed: Mutex::new(Completed::default()),
             waiters: Mutex::new(Vec::new()),
         });
-        let writer = writer::spawn(Arc::clone(&shared), rx, recovered)?;
+        let writer = writer::spawn(Arc::clone(&shared), rx, start)?;
         Ok((
             Wal {
                 shared,
@@ -482,6 +567,18 @@ impl Wal {
             },
             report,
         ))
+    }
+
+    /// Computes what [`WalOptions::repair`] would do to the log in `dir`,
+    /// changing nothing (a dry run). An empty plan means the log opens as
+    /// it is. Fails with [`WalError::RepairImpossible`] if no repair could
+    /// make it open.
+    pub fn plan_repair(dir: &Path, options: &WalOptions) -> Result<RepairPlan, WalError> {
+        options.validate()?;
+        let io = options.io.as_ref();
+        // Hold the lock while reading, so that no open log changes under us.
+        let _lock = crate::io::lock_dir(io, dir).map_err(WalError::from_dir_step)?;
+        recovery::plan_repair(dir, options)
     }
 
     /// The directory of the log.
@@ -562,6 +659,7 @@ impl Wal {
         if let Some(error) = batch.error {
             return Err(error);
         }
+        batch.pad_to_sector();
         let lsns = batch.first_lsn..batch.next_lsn;
         let ticket = sequencer.next_ticket;
         let Some(tx) = sequencer.tx.as_ref() else {
@@ -615,34 +713,53 @@ impl Wal {
     }
 
     /// Deletes whole segments all of whose records are below `keep_from_lsn`
-    /// (the segment holding `keep_from_lsn`, and the last segment, stay).
-    /// Returns how many segments were deleted.
+    /// (the segment holding `keep_from_lsn`, and the last segment, stay),
+    /// with any superseded segments behind them. The manifest is moved past
+    /// them first, so a crash in between leaves only files that the next
+    /// open removes. Returns how many live segments were deleted.
+    ///
+    /// A failed manifest update poisons the log (it is a log write); a
+    /// failed deletion does not (the file is removed at the next open) and
+    /// is returned as an error.
     pub fn truncate_prefix(&self, keep_from_lsn: Lsn) -> Result<usize, WalError> {
         self.shared.check_poison()?;
-        let victims: Vec<Segment> = {
+        // One truncation at a time: the manifest update and the deletions
+        // must not interleave with another's.
+        let mut manifest = self.shared.manifest.lock();
+        let (victims, first_index) = {
             let mut segments = self.shared.segments.write();
             let count = segments
                 .windows(2)
                 .take_while(|pair| pair[1].base_lsn <= keep_from_lsn)
                 .count();
-            segments.drain(..count).collect()
+            let victims: Vec<Segment> = segments.drain(..count).collect();
+            (victims, segments.first().map(|s| s.index))
         };
-        let io = &self.shared.options.io;
-        for victim in &victims {
-            // Oldest first, each removal durable before the next, so a crash
-            // leaves a contiguous suffix of segments.
-            let result = io
-                .remove_file(&victim.path)
-                .map_err(|e| WalError::io("remove", &victim.path, e))
-                .and_then(|()| {
-                    io.sync_dir(&self.shared.dir)
-                        .map_err(|e| WalError::io("sync_dir", &self.shared.dir, e))
-                });
-            if let Err(error) = result {
-                let cause = self.shared.poison(error);
-                return Err(WalError::Poisoned { cause });
-            }
+        let Some(first_index) = first_index.filter(|_| !victims.is_empty()) else {
+            return Ok(0);
+        };
+        if let Err(error) = manifest.update(|m| m.first_index = m.first_index.max(first_index)) {
+            let cause = self.shared.poison(error);
+            return Err(WalError::Poisoned { cause });
         }
+        drop(manifest);
+        let mut paths: Vec<PathBuf> = victims.iter().map(|v| v.path.clone()).collect();
+        {
+            let mut dead = self.shared.dead.lock();
+            paths.extend(
+                dead.iter()
+                    .filter(|(index, _)| *index < first_index)
+                    .map(|(_, path)| path.clone()),
+            );
+            dead.retain(|(index, _)| *index >= first_index);
+        }
+        let io = &self.shared.options.io;
+        for path in &paths {
+            io.remove_file(path)
+                .map_err(|e| WalError::io("remove", path, e))?;
+        }
+        io.sync_dir(&self.shared.dir)
+            .map_err(|e| WalError::io("sync_dir", &self.shared.dir, e))?;
         Ok(victims.len())
     }
 
@@ -710,7 +827,7 @@ impl Wal {
             .segments
             .read()
             .iter()
-            .map(|s| s.end_offset - SEGMENT_HEADER_SIZE_BYTES as u64)
+            .map(|s| s.end_offset - s.first_frame_offset)
             .sum()
     }
 
@@ -731,33 +848,53 @@ impl Wal {
     /// later calls fail with [`WalError::Closed`]. Returns the poison cause
     /// if the log was poisoned. Dropping the log does the same.
     pub fn close(&self) -> Result<(), WalError> {
-        self.shutdown();
+        self.shutdown()?;
         self.shared.check_poison()
     }
 
-    fn shutdown(&self) {
+    /// Stops the writer, then records the clean-close mark: where the log
+    /// ends, so that the next open treats anything missing before it as
+    /// damage rather than a torn write. One manifest write (one
+    /// `fdatasync`); skipped if the log is poisoned (its end is unknown).
+    fn shutdown(&self) -> Result<(), WalError> {
         let tx = self.shared.sequencer.lock().tx.take();
         if let Some(tx) = tx {
             // The writer drains everything queued before this message.
             let _ = tx.send(Request::Shutdown);
         }
         let writer = self.writer.lock().take();
-        if let Some(writer) = writer {
-            // A panicked writer has already failed its submissions (their
-            // completion senders were dropped), so there is nothing to add.
-            let _ = writer.join();
+        let Some(writer) = writer else {
+            return Ok(()); // Already shut down.
+        };
+        // A panicked writer has already failed its submissions (their
+        // completion senders were dropped), so there is nothing to add.
+        let finished = writer.join().is_ok();
+        if !finished || self.is_poisoned() {
+            return Ok(());
         }
+        let next_lsn = self.next_lsn();
+        let end_index = self.shared.segments.read().last().map_or(0, |s| s.index);
+        self.shared.manifest.lock().update(|m| {
+            m.acked_lsn = next_lsn;
+            m.end_index = end_index;
+            m.clean = true;
+        })
     }
 }
 
 impl Drop for Wal {
     fn drop(&mut self) {
-        self.shutdown();
+        // A failed clean-close mark only weakens the next open's checks;
+        // `close` reports it.
+        let _ = self.shutdown();
     }
 }
 
 fn push_all<P: AsRef<[u8]>>(batch: &mut RecordBatch, payloads: &[P]) {
-    let bytes: usize = payloads.iter().map(|p| frame_size(p.as_ref().len())).sum();
+    let bytes: usize = payloads
+        .iter()
+        .map(|p| frame_size_max(p.as_ref().len()))
+        .sum();
     batch.reserve(bytes);
     for payload in payloads {
         if batch.push(payload.as_ref()).is_err() {

@@ -146,56 +146,73 @@ impl WalReader {
         Ok(0)
     }
 
-    /// Reads and verifies the frame at the cursor: (lsn, payload start in the
-    /// buffer, payload length, frame size).
+    /// Reads and verifies the frame at the cursor (skipping the zero
+    /// padding that ends a submission): (lsn, payload start in the buffer,
+    /// payload length, bytes from the cursor to the frame's end).
     fn read_frame(&mut self) -> Result<(Lsn, usize, usize, u64), WalError> {
-        let (offset, expected_lsn) = {
+        let (cursor_offset, expected_lsn) = {
             let cursor = self.segment.as_ref().expect("read_frame needs a cursor");
             (cursor.offset, cursor.lsn)
         };
-        let start = self.fill(offset, RECORD_HEADER_SIZE_BYTES)?;
-        let slot = record::decode_header(&self.buffer[start..start + RECORD_HEADER_SIZE_BYTES]);
-        let cursor = self.segment.as_ref().expect("filled above");
-        let header = match slot {
-            HeaderSlot::Valid(header) if header.lsn == expected_lsn => header,
-            HeaderSlot::Valid(header) => {
-                return Err(corrupt(cursor, CorruptReason::Lsn { found: header.lsn }));
-            }
-            HeaderSlot::Invalid {
-                expected_crc,
-                actual_crc,
-            } => {
-                let reason = CorruptReason::HeaderChecksum {
+        let mut offset = cursor_offset;
+        let header = loop {
+            let start = self.fill(offset, RECORD_HEADER_SIZE_BYTES)?;
+            let slot = record::decode_header(&self.buffer[start..start + RECORD_HEADER_SIZE_BYTES]);
+            let cursor = self.segment.as_ref().expect("filled above");
+            match slot {
+                HeaderSlot::Valid(header) if header.lsn == expected_lsn => break header,
+                HeaderSlot::Valid(header) => {
+                    return Err(corrupt(cursor, CorruptReason::Lsn { found: header.lsn }));
+                }
+                HeaderSlot::Invalid {
                     expected_crc,
                     actual_crc,
-                };
-                return Err(corrupt(cursor, reason));
-            }
-            HeaderSlot::Zero => {
-                let reason = CorruptReason::Truncated {
-                    next_base_lsn: cursor.segment.end_lsn,
-                };
-                return Err(corrupt(cursor, reason));
+                } => {
+                    let reason = CorruptReason::HeaderChecksum {
+                        expected_crc,
+                        actual_crc,
+                    };
+                    return Err(corrupt(cursor, reason));
+                }
+                // The padding after a submission: the next frame starts at
+                // the sector boundary (recovery checked the padding).
+                HeaderSlot::Zero if !offset.is_multiple_of(record::SECTOR_BYTES as u64) => {
+                    offset = record::sector_align_up(offset);
+                }
+                HeaderSlot::Zero => {
+                    let reason = CorruptReason::Truncated {
+                        next_base_lsn: cursor.segment.end_lsn,
+                    };
+                    return Err(corrupt(cursor, reason));
+                }
             }
         };
-        let frame_size = header.frame_size();
+        let frame_size = header.frame_size_at(offset) as usize;
         let start = self.fill(offset, frame_size)?;
-        let payload_start = start + RECORD_HEADER_SIZE_BYTES;
-        let payload_len = header.payload_len as usize;
-        let actual_crc = crc32fast::hash(&self.buffer[payload_start..payload_start + payload_len]);
-        if actual_crc != header.payload_crc {
+        let frame = &self.buffer[start..start + frame_size];
+        if let Err(fault) = record::verify_body(frame, offset, &header) {
             let cursor = self.segment.as_ref().expect("filled above");
-            let reason = CorruptReason::PayloadChecksum {
-                expected_crc: header.payload_crc,
-                actual_crc,
+            let reason = match fault {
+                record::BodyFault::Checksum {
+                    expected_crc,
+                    actual_crc,
+                } => CorruptReason::BodyChecksum {
+                    expected_crc,
+                    actual_crc,
+                },
+                record::BodyFault::Stamp { at } => CorruptReason::Stamp { at: at as u64 },
+                record::BodyFault::Padding => CorruptReason::Padding,
             };
             return Err(corrupt(cursor, reason));
         }
-        if !record::padding_is_zero(&self.buffer[start..start + frame_size], payload_len) {
-            let cursor = self.segment.as_ref().expect("filled above");
-            return Err(corrupt(cursor, CorruptReason::Padding));
-        }
-        Ok((header.lsn, payload_start, payload_len, frame_size as u64))
+        let payload_start = start + RECORD_HEADER_SIZE_BYTES;
+        let payload_len = record::strip_stamps(
+            &mut self.buffer[payload_start..start + frame_size],
+            offset + RECORD_HEADER_SIZE_BYTES as u64,
+            header.payload_len as usize,
+        );
+        let advance = offset + frame_size as u64 - cursor_offset;
+        Ok((header.lsn, payload_start, payload_len, advance))
     }
 }
 

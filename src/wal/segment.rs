@@ -2,24 +2,30 @@
 //! of a live segment.
 //!
 //! A segment is a preallocated, zero-filled file named `<index>.wal` (20
-//! decimal digits). Its first 64 bytes are the segment header, written
-//! together with the segment's first records (or alone, by a suffix
-//! truncation); records follow from byte 64.
+//! decimal digits). Its first sector holds the segment header (64 bytes,
+//! the rest of the sector zero), written together with the segment's first
+//! records (or alone, by a suffix truncation); frames follow from
+//! `first_frame_offset`, which is 512 plus the offset, modulo 512, at which
+//! the first frame sits in its submission (see `record.rs`: stamps sit at
+//! file sector boundaries).
 //!
 //! ```text
 //! offset  size  field
 //!      0     8  magic "SYNCPAYW"
-//!      8     4  format_version (1)
+//!      8     4  format_version (2)
 //!     12     4  header_crc: CRC32 of bytes 0..12 and 16..64
 //!     16     8  segment_index (equals the number in the file name)
 //!     24     8  base_lsn: LSN of the segment's first record
-//!     32     8  segment_size_bytes
-//!     40    24  reserved, zero
+//!     32     8  segment_size_bytes (equals the file length)
+//!     40     8  log_id: the log this segment belongs to (from the manifest)
+//!     48     4  first_frame_offset: where the first frame starts
+//!     52    12  reserved, zero
 //! ```
 //!
 //! A segment whose `base_lsn` is not greater than the end of the segments
 //! before it *supersedes* their records from `base_lsn` on: this is how a
-//! suffix truncation becomes durable with one atomic header write.
+//! suffix truncation becomes durable with one atomic (one-sector) header
+//! write.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,14 +33,19 @@ use std::sync::Arc;
 use super::Lsn;
 use crate::io::File;
 
-/// Size of the segment header; records start here.
+/// Size of the segment header.
 pub const SEGMENT_HEADER_SIZE_BYTES: usize = 64;
+/// Frames start at or after this offset: the header has a sector to itself.
+pub const SEGMENT_RECORDS_START_BYTES: u64 = crate::io::SECTOR_SIZE_BYTES;
 /// Magic bytes opening every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SYNCPAYW";
-/// The segment format this code writes and reads.
-pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+/// The segment format this code writes and reads. Version 1 (no sector
+/// stamps, no manifest) is refused with a clear error.
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
 
-const _: () = assert!(SEGMENT_HEADER_SIZE_BYTES.is_multiple_of(super::record::RECORD_ALIGN_BYTES));
+const _: () = assert!(SEGMENT_HEADER_SIZE_BYTES as u64 <= SEGMENT_RECORDS_START_BYTES);
+const _: () =
+    assert!(SEGMENT_RECORDS_START_BYTES.is_multiple_of(super::record::RECORD_ALIGN_BYTES as u64));
 
 /// A decoded segment header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +56,11 @@ pub struct SegmentHeader {
     pub base_lsn: Lsn,
     /// The size the segment was preallocated to.
     pub segment_size_bytes: u64,
+    /// The log it belongs to.
+    pub log_id: u64,
+    /// Offset of the first frame (at least [`SEGMENT_RECORDS_START_BYTES`],
+    /// less than one sector beyond it, a multiple of 32).
+    pub first_frame_offset: u32,
 }
 
 /// What the first 64 bytes of a segment hold.
@@ -54,6 +70,8 @@ pub enum SegmentHeaderSlot {
     Zero,
     /// A valid header.
     Valid(SegmentHeader),
+    /// The magic of a segment, but another format version.
+    Version(u32),
     /// Anything else.
     Invalid,
 }
@@ -61,12 +79,15 @@ pub enum SegmentHeaderSlot {
 impl SegmentHeader {
     /// Encodes the header into 64 bytes.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_SIZE_BYTES] {
+        assert!(self.first_frame_offset_is_valid(), "{self:?}");
         let mut bytes = [0u8; SEGMENT_HEADER_SIZE_BYTES];
         bytes[0..8].copy_from_slice(&SEGMENT_MAGIC);
         bytes[8..12].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
         bytes[16..24].copy_from_slice(&self.index.to_le_bytes());
         bytes[24..32].copy_from_slice(&self.base_lsn.to_le_bytes());
         bytes[32..40].copy_from_slice(&self.segment_size_bytes.to_le_bytes());
+        bytes[40..48].copy_from_slice(&self.log_id.to_le_bytes());
+        bytes[48..52].copy_from_slice(&self.first_frame_offset.to_le_bytes());
         let crc = header_crc(&bytes);
         bytes[12..16].copy_from_slice(&crc.to_le_bytes());
         debug_assert_eq!(
@@ -74,6 +95,13 @@ impl SegmentHeader {
             SegmentHeaderSlot::Valid(*self)
         );
         bytes
+    }
+
+    /// True if `first_frame_offset` is where a first frame may start.
+    pub fn first_frame_offset_is_valid(&self) -> bool {
+        let offset = u64::from(self.first_frame_offset);
+        (SEGMENT_RECORDS_START_BYTES..2 * SEGMENT_RECORDS_START_BYTES).contains(&offset)
+            && offset.is_multiple_of(super::record::RECORD_ALIGN_BYTES as u64)
     }
 }
 
@@ -94,18 +122,28 @@ pub fn decode_segment_header(bytes: &[u8]) -> SegmentHeaderSlot {
     }
     let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
-    let valid = bytes[0..8] == SEGMENT_MAGIC
-        && u32_at(8) == SEGMENT_FORMAT_VERSION
-        && u32_at(12) == header_crc(bytes)
-        && bytes[40..].iter().all(|&b| b == 0);
+    // Another version only if the header is otherwise intact (format 1
+    // computed its checksum over the same bytes): a flipped version bit is
+    // damage, not a foreign format.
+    let intact = bytes[0..8] == SEGMENT_MAGIC && u32_at(12) == header_crc(bytes);
+    if intact && u32_at(8) != SEGMENT_FORMAT_VERSION {
+        return SegmentHeaderSlot::Version(u32_at(8));
+    }
+    let valid = intact && bytes[52..].iter().all(|&b| b == 0);
     if !valid {
         return SegmentHeaderSlot::Invalid;
     }
-    SegmentHeaderSlot::Valid(SegmentHeader {
+    let header = SegmentHeader {
         index: u64_at(16),
         base_lsn: u64_at(24),
         segment_size_bytes: u64_at(32),
-    })
+        log_id: u64_at(40),
+        first_frame_offset: u32_at(48),
+    };
+    if !header.first_frame_offset_is_valid() {
+        return SegmentHeaderSlot::Invalid;
+    }
+    SegmentHeaderSlot::Valid(header)
 }
 
 /// The file name of segment `index`.
@@ -159,8 +197,11 @@ pub struct Segment {
     pub path: PathBuf,
     /// Open handle (shared with readers).
     pub file: Arc<dyn File>,
-    /// LSN of the first record.
+    /// LSN of the first readable record (the header's base LSN, or later
+    /// if recovery skipped damage the caller does not need).
     pub base_lsn: Lsn,
+    /// Offset of the frame of `base_lsn`.
+    pub first_frame_offset: u64,
     /// One past the last live, durable record.
     pub end_lsn: Lsn,
     /// Byte offset one past the last live, durable frame.
@@ -177,7 +218,7 @@ impl Segment {
     pub fn seek_hint(&self, lsn: Lsn) -> (Lsn, u64) {
         let position = self.sparse.partition_point(|&(l, _)| l <= lsn);
         if position == 0 {
-            (self.base_lsn, SEGMENT_HEADER_SIZE_BYTES as u64)
+            (self.base_lsn, self.first_frame_offset)
         } else {
             self.sparse[position - 1]
         }
@@ -194,6 +235,8 @@ mod tests {
             index: 7,
             base_lsn: 1234,
             segment_size_bytes: 1 << 20,
+            log_id: 99,
+            first_frame_offset: 544,
         };
         let bytes = header.encode();
         assert_eq!(

@@ -9,10 +9,17 @@
 //! before anything is written to the next segment, so a torn write can only
 //! ever be at the very end of the log.
 //!
+//! Every submission starts at a sector boundary (the encoder pads it to a
+//! whole number of sectors), and the part of a submission that continues
+//! in a new segment starts at the same offset modulo 512 as it had in its
+//! submission: so the sector stamps the encoder placed sit at the file's
+//! sector boundaries (see `record.rs`).
+//!
 //! A second thread (the preparer) creates the next segment ahead of need:
-//! temporary name, zero-fill, `fdatasync`, rename, directory `fsync`. So a
-//! segment's directory entry and size are durable before any record goes
-//! into it, and an append never waits for 64 MiB of zeros.
+//! temporary name, zero-fill, `fdatasync`, rename, directory `fsync`, and
+//! then records it in the manifest. So a segment's directory entry, size
+//! and listing are durable before any record goes into it, and an append
+//! never waits for 64 MiB of zeros.
 //!
 //! Any error poisons the log: the failing group and every later request
 //! fail with [`WalError::Poisoned`].
@@ -26,8 +33,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::recovery::{Recovered, SPARSE_INTERVAL_BYTES};
-use super::segment::{self, SEGMENT_HEADER_SIZE_BYTES, Segment, SegmentHeader};
+use super::manifest::ManifestFile;
+use super::recovery::{SPARSE_INTERVAL_BYTES, Spare};
+use super::segment::{self, SEGMENT_RECORDS_START_BYTES, Segment, SegmentHeader};
 use super::{Completion, Lsn, Shared, WalError};
 use crate::io::{File, Io, OpenMode};
 
@@ -72,6 +80,8 @@ struct Active {
     file: Arc<dyn File>,
     base_lsn: Lsn,
     size_bytes: u64,
+    /// Where the segment's first frame is (known once it is staged).
+    first_frame_offset: u64,
     /// Where the next write goes.
     offset: u64,
     /// The next LSN to be written.
@@ -86,7 +96,9 @@ struct Active {
 /// the segment header, then byte ranges of the group's submissions.
 #[derive(Default)]
 struct Pending {
-    header: Option<[u8; SEGMENT_HEADER_SIZE_BYTES]>,
+    /// The segment header, and the offset its first frame starts at (the
+    /// bytes between are zero).
+    header: Option<([u8; segment::SEGMENT_HEADER_SIZE_BYTES], usize)>,
     /// (submission index in the group, byte range of its frames).
     pieces: Vec<(usize, Range<usize>)>,
     len: usize,
@@ -116,18 +128,31 @@ struct Writer {
     pending: Pending,
 }
 
+/// What the writer starts from after recovery.
+pub(super) struct Start {
+    /// The last live segment, which appends continue.
+    pub active: Option<Segment>,
+    /// Where the next submission goes in it (a sector boundary).
+    pub active_offset: u64,
+    pub next_lsn: Lsn,
+    pub spare: Option<Spare>,
+    /// Index the next new segment gets (if there is no spare).
+    pub next_index: u64,
+}
+
 /// Starts the writer (and its preparer) on the recovered state.
 pub(super) fn spawn(
     shared: Arc<Shared>,
     rx: Receiver<Request>,
-    recovered: Recovered,
+    recovered: Start,
 ) -> Result<JoinHandle<()>, WalError> {
-    let active = recovered.segments.last().map(|s| Active {
+    let active = recovered.active.as_ref().map(|s| Active {
         index: s.index,
         path: s.path.clone(),
         file: Arc::clone(&s.file),
         base_lsn: s.base_lsn,
         size_bytes: s.size_bytes,
+        first_frame_offset: s.first_frame_offset,
         offset: recovered.active_offset,
         next_lsn: recovered.next_lsn,
         header_pending: false,
@@ -135,7 +160,10 @@ pub(super) fn spawn(
     });
     let mut preparer = Preparer::spawn(&shared)?;
     match recovered.spare {
-        Some((index, file)) => preparer.ready = Some((index, Ok(file))),
+        Some((index, file, _)) => {
+            preparer.ready = Some((index, Ok(file)));
+            preparer.next_index = index + 1;
+        }
         None => preparer.request(recovered.next_index),
     }
     let writer = Writer {
@@ -293,22 +321,29 @@ impl Writer {
     /// that fits in the active segment; returns how many frames.
     fn stage(&mut self, index: usize, submission: &Submission, first: usize) -> usize {
         let active = self.active.as_mut().expect("stage needs an active segment");
-        // Nothing staged yet (a staged header counts in `len`).
-        if active.header_pending && self.pending.len == 0 {
-            let header = SegmentHeader {
-                index: active.index,
-                base_lsn: active.base_lsn,
-                segment_size_bytes: active.size_bytes,
-            };
-            self.pending.header = Some(header.encode());
-            self.pending.len = SEGMENT_HEADER_SIZE_BYTES;
-        }
         let ends = &submission.frame_ends;
         let start_byte = if first == 0 {
             0
         } else {
             ends[first - 1] as usize
         };
+        // Nothing staged yet (a staged header counts in `len`): the header
+        // goes with the first records, which start at the offset modulo 512
+        // they have in their submission.
+        if active.header_pending && self.pending.len == 0 {
+            let first_frame_offset =
+                SEGMENT_RECORDS_START_BYTES as usize + start_byte % super::record::SECTOR_BYTES;
+            let header = SegmentHeader {
+                index: active.index,
+                base_lsn: active.base_lsn,
+                segment_size_bytes: active.size_bytes,
+                log_id: self.shared.log_id,
+                first_frame_offset: first_frame_offset as u32,
+            };
+            active.first_frame_offset = first_frame_offset as u64;
+            self.pending.header = Some((header.encode(), first_frame_offset));
+            self.pending.len = first_frame_offset;
+        }
         // File offset at which frame `first` lands.
         let base_offset = active.offset + self.pending.len as u64;
         let room = active.size_bytes.saturating_sub(base_offset) as usize;
@@ -364,8 +399,9 @@ impl Writer {
             (header, pieces) => {
                 pending.buffer.clear();
                 pending.buffer.reserve(pending.len);
-                if let Some(header) = header {
+                if let Some((header, first_frame_offset)) = header {
                     pending.buffer.extend_from_slice(header);
+                    pending.buffer.resize(*first_frame_offset, 0);
                 }
                 for (index, range) in pieces {
                     pending
@@ -410,6 +446,7 @@ impl Writer {
                     path: active.path.clone(),
                     file: Arc::clone(&active.file),
                     base_lsn: active.base_lsn,
+                    first_frame_offset: active.first_frame_offset,
                     end_lsn: active.next_lsn,
                     end_offset: active.offset,
                     size_bytes: active.size_bytes,
@@ -438,6 +475,7 @@ impl Writer {
             file,
             base_lsn,
             size_bytes: self.shared.options.segment_size_bytes,
+            first_frame_offset: SEGMENT_RECORDS_START_BYTES,
             offset: 0,
             next_lsn: base_lsn,
             header_pending: true,
@@ -446,9 +484,12 @@ impl Writer {
         Ok(())
     }
 
-    /// Durably removes records from `from_lsn` on by writing the header of a
-    /// new segment whose base is `from_lsn` (one atomic sector write), then
-    /// deletes the segments it makes dead.
+    /// Durably removes records from `from_lsn` on: the clean-close mark is
+    /// lowered first (so that it never claims a removed record), then the
+    /// header of a new segment whose base is `from_lsn` is written (one
+    /// atomic sector write). The segments it makes dead stay on disk until
+    /// the log's prefix is purged past them: deleting them now would leave
+    /// index gaps that recovery could not tell from lost segments.
     fn truncate_suffix(&mut self, from_lsn: Lsn) -> Result<(), WalError> {
         self.shared.check_poison()?;
         let next_lsn = self.active.as_ref().map_or(1, |a| a.next_lsn);
@@ -463,8 +504,18 @@ impl Writer {
                 next_lsn,
             });
         }
-        match self.write_superseding_segment(from_lsn) {
-            Ok(dead) => self.remove_dead(dead),
+        let lowered = self.shared.manifest.lock().update(|m| {
+            m.acked_lsn = m.acked_lsn.min(from_lsn);
+            m.clean = false;
+        });
+        let result = lowered.and_then(|()| self.write_superseding_segment(from_lsn));
+        match result {
+            Ok(dead) => {
+                let mut list = self.shared.dead.lock();
+                list.extend(dead.into_iter().map(|s| (s.index, s.path)));
+                list.sort();
+                Ok(())
+            }
             Err(error) => {
                 let cause = self.shared.poison(error);
                 Err(WalError::Poisoned { cause })
@@ -479,6 +530,8 @@ impl Writer {
             index: active.index,
             base_lsn: from_lsn,
             segment_size_bytes: active.size_bytes,
+            log_id: self.shared.log_id,
+            first_frame_offset: SEGMENT_RECORDS_START_BYTES as u32,
         };
         active
             .file
@@ -488,7 +541,8 @@ impl Writer {
             .file
             .sync_data()
             .map_err(|e| WalError::io("sync_data", &active.path, e))?;
-        active.offset = SEGMENT_HEADER_SIZE_BYTES as u64;
+        active.offset = SEGMENT_RECORDS_START_BYTES;
+        active.first_frame_offset = SEGMENT_RECORDS_START_BYTES;
         active.header_pending = false;
         let mut dead = Vec::new();
         {
@@ -505,6 +559,7 @@ impl Writer {
                 path: active.path.clone(),
                 file: Arc::clone(&active.file),
                 base_lsn: from_lsn,
+                first_frame_offset: SEGMENT_RECORDS_START_BYTES,
                 end_lsn: from_lsn,
                 end_offset: active.offset,
                 size_bytes: active.size_bytes,
@@ -515,26 +570,6 @@ impl Writer {
             .durable_next_lsn
             .store(from_lsn, Ordering::SeqCst);
         Ok(dead)
-    }
-
-    fn remove_dead(&self, dead: Vec<Segment>) -> Result<(), WalError> {
-        if dead.is_empty() {
-            return Ok(());
-        }
-        let io = &self.shared.options.io;
-        let result = dead
-            .iter()
-            .try_for_each(|s| {
-                io.remove_file(&s.path)
-                    .map_err(|e| WalError::io("remove", &s.path, e))
-            })
-            .and_then(|()| {
-                io.sync_dir(&self.shared.dir)
-                    .map_err(|e| WalError::io("sync_dir", &self.shared.dir, e))
-            });
-        result.map_err(|error| WalError::Poisoned {
-            cause: self.shared.poison(error),
-        })
     }
 }
 
@@ -558,12 +593,14 @@ fn zero_fill(file: &dyn File, path: &Path, size_bytes: u64) -> Result<(), WalErr
 }
 
 /// Creates segment `index` durably: temporary name, zero-fill to
-/// `size_bytes` (synced), rename, directory `fsync`.
+/// `size_bytes` (synced), rename, directory `fsync`, and finally lists it
+/// in the manifest (only a listed segment may receive records).
 pub(super) fn prepare_segment(
     io: &dyn Io,
     dir: &Path,
     index: u64,
     size_bytes: u64,
+    manifest: &parking_lot::Mutex<ManifestFile>,
 ) -> Result<Arc<dyn File>, WalError> {
     let temp = dir.join(segment::segment_temp_name(index));
     let path = segment::segment_path(dir, index);
@@ -591,6 +628,11 @@ pub(super) fn prepare_segment(
         let _ = io.remove_file(&temp);
         return Err(error);
     }
+    // A segment renamed but not listed is never used, so recovery may
+    // remove it; so list it before handing it out.
+    manifest
+        .lock()
+        .update(|m| m.last_index = m.last_index.max(index))?;
     Ok(Arc::from(file))
 }
 
@@ -614,14 +656,20 @@ impl Preparer {
     fn spawn(shared: &Arc<Shared>) -> Result<Preparer, WalError> {
         let (request_tx, request_rx) = crossbeam_channel::unbounded::<u64>();
         let (ready_tx, ready_rx) = crossbeam_channel::unbounded();
-        let io = Arc::clone(&shared.options.io);
-        let dir = shared.dir.clone();
-        let size_bytes = shared.options.segment_size_bytes;
+        let shared = Arc::clone(shared);
         let thread = std::thread::Builder::new()
             .name("syncpay-wal-preparer".into())
             .spawn(move || {
+                let io = Arc::clone(&shared.options.io);
+                let size_bytes = shared.options.segment_size_bytes;
                 for index in request_rx {
-                    let result = prepare_segment(io.as_ref(), &dir, index, size_bytes);
+                    let result = prepare_segment(
+                        io.as_ref(),
+                        &shared.dir,
+                        index,
+                        size_bytes,
+                        &shared.manifest,
+                    );
                     if ready_tx.send((index, result)).is_err() {
                         return;
                     }
