@@ -52,6 +52,15 @@ pub enum CrashMode {
     TornWrite,
     /// Process killed, kernel alive: everything written survives.
     ProcessKill,
+    /// Power loss in the middle of each file's last unsynced write: every
+    /// earlier unsynced operation survives, and of the last write exactly
+    /// the sectors before the `sectors_kept`-th sector boundary it crosses
+    /// (0: none of it). Directories keep every operation. For tests that
+    /// tear one write at every sector boundary in turn.
+    TornLastWrite {
+        /// Sector boundaries of the write kept before the tear.
+        sectors_kept: u64,
+    },
 }
 
 /// Counters of the operations performed, for tests of group commit.
@@ -79,7 +88,7 @@ impl std::fmt::Debug for SimIo {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct SimState {
     generation: u64,
     rng: SplitMix64,
@@ -91,7 +100,7 @@ struct SimState {
     stats: SimStats,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Inode {
     visible: Vec<u8>,
     durable: Vec<u8>,
@@ -101,30 +110,32 @@ struct Inode {
     lock_holder: Option<u64>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum FileOp {
     Write { offset: u64, bytes: Vec<u8> },
     SetLen(u64),
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Dir {
     visible: BTreeMap<String, u64>,
     durable: BTreeMap<String, u64>,
     unsynced: Vec<DirOp>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum DirOp {
     Link(String, u64),
     Unlink(String),
     Rename(String, String),
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Faults {
     /// Mutating operations left before the power is cut.
     power_cut_countdown: Option<u64>,
+    /// If set, only operations on this inode count down.
+    power_cut_inode: Option<u64>,
     /// Once cut, every mutating operation fails until `crash`.
     power_cut: bool,
     sync_fail_countdown: Option<u64>,
@@ -219,7 +230,22 @@ impl SimIo {
     /// fails with `EIO`, as if the machine stopped at that instant. Follow
     /// with [`SimIo::crash`] to decide what the disk kept.
     pub fn cut_power_after(&self, n: u64) {
-        self.shared.lock().faults.power_cut_countdown = Some(n);
+        let mut state = self.shared.lock();
+        state.faults.power_cut_countdown = Some(n);
+        state.faults.power_cut_inode = None;
+    }
+
+    /// Like [`SimIo::cut_power_after`], counting only operations on the
+    /// file at `path` (so that other threads' operations on other files do
+    /// not race for the countdown). Returns false if there is no such file.
+    pub fn cut_power_after_on(&self, path: &Path, n: u64) -> bool {
+        let mut state = self.shared.lock();
+        let Some(ino) = state.lookup(path) else {
+            return false;
+        };
+        state.faults.power_cut_countdown = Some(n);
+        state.faults.power_cut_inode = Some(ino);
+        true
     }
 
     /// True once a scheduled power cut has happened.
@@ -294,6 +320,15 @@ impl SimIo {
         paths
     }
 
+    /// An independent copy of the whole simulated file system (contents,
+    /// unsynced operations, faults), for running many experiments from one
+    /// prepared state. Handles opened on `self` do not reach the copy.
+    pub fn fork(&self) -> SimIo {
+        SimIo {
+            shared: Arc::new(Mutex::new(self.shared.lock().clone())),
+        }
+    }
+
     /// A random value from the simulator's seeded generator.
     pub fn random_u64(&self) -> u64 {
         self.shared.lock().rng.next_u64()
@@ -306,6 +341,7 @@ impl Dir {
             CrashMode::PowerLoss => 0,
             CrashMode::ProcessKill => self.unsynced.len(),
             CrashMode::TornWrite => rng.below(self.unsynced.len() as u64 + 1) as usize,
+            CrashMode::TornLastWrite { .. } => self.unsynced.len(),
         };
         let mut entries = std::mem::take(&mut self.durable);
         for op in self.unsynced.drain(..).take(keep) {
@@ -336,9 +372,28 @@ impl Inode {
             CrashMode::PowerLoss => (0, false),
             CrashMode::ProcessKill => (ops.len(), false),
             CrashMode::TornWrite => (rng.below(ops.len() as u64 + 1) as usize, true),
+            CrashMode::TornLastWrite { .. } => {
+                let last_write = ops
+                    .iter()
+                    .rposition(|op| matches!(op, FileOp::Write { .. }));
+                (last_write.unwrap_or(ops.len()), false)
+            }
         };
         for op in &ops[..keep] {
             apply_op(&mut contents, op);
+        }
+        if let CrashMode::TornLastWrite { sectors_kept } = mode
+            && let Some(FileOp::Write { offset, bytes }) = ops.get(keep)
+        {
+            // Sectors the write touches, counted from the one holding its
+            // start: keep those before the chosen boundary.
+            let boundary = (offset / SECTOR_SIZE_BYTES + sectors_kept) * SECTOR_SIZE_BYTES;
+            let kept = boundary.saturating_sub(*offset).min(bytes.len() as u64);
+            if sectors_kept > 0 {
+                write_into(&mut contents, *offset, &bytes[..kept as usize]);
+            }
+            // Operations after the torn write (none, for a write that was
+            // the last) are lost with it.
         }
         if tear_next && let Some(FileOp::Write { offset, bytes }) = ops.get(keep) {
             let kept = torn_prefix_len(*offset, bytes.len() as u64, rng);
@@ -409,10 +464,19 @@ impl SimState {
 
     /// Counts one mutating operation against a scheduled power cut.
     fn check_power(&mut self) -> io::Result<()> {
+        self.check_power_on(None)
+    }
+
+    /// Like `check_power`, for an operation on file `ino`.
+    fn check_power_on(&mut self, ino: Option<u64>) -> io::Result<()> {
         if self.faults.power_cut {
             return Err(error_eio("power cut"));
         }
-        if let Some(countdown) = self.faults.power_cut_countdown.as_mut() {
+        let counted = match self.faults.power_cut_inode {
+            Some(filter) => ino == Some(filter),
+            None => true,
+        };
+        if let Some(countdown) = self.faults.power_cut_countdown.as_mut().filter(|_| counted) {
             if *countdown == 0 {
                 self.faults.power_cut = true;
                 self.faults.power_cut_countdown = None;
@@ -434,8 +498,8 @@ impl SimState {
         Ok(())
     }
 
-    fn check_write_fault(&mut self, growth_bytes: u64) -> io::Result<()> {
-        self.check_power()?;
+    fn check_write_fault(&mut self, ino: u64, growth_bytes: u64) -> io::Result<()> {
+        self.check_power_on(Some(ino))?;
         if let Some(countdown) = self.faults.write_fail_countdown.as_mut() {
             if *countdown == 0 {
                 self.faults.write_fail_countdown = None;
@@ -663,7 +727,7 @@ impl File for SimFile {
         self.with_inode(|state, ino| {
             let len = inode(state, ino).visible.len() as u64;
             let growth = (offset + buf.len() as u64).saturating_sub(len);
-            state.check_write_fault(growth)?;
+            state.check_write_fault(ino, growth)?;
             state.stats.writes += 1;
             state.stats.bytes_written += buf.len() as u64;
             let inode = inode(state, ino);
@@ -684,7 +748,7 @@ impl File for SimFile {
         self.check_writable()?;
         self.with_inode(|state, ino| {
             let len = inode(state, ino).visible.len() as u64;
-            state.check_write_fault(len_bytes.saturating_sub(len))?;
+            state.check_write_fault(ino, len_bytes.saturating_sub(len))?;
             let inode = inode(state, ino);
             inode.visible.resize(len_bytes as usize, 0);
             inode.unsynced.push(FileOp::SetLen(len_bytes));
@@ -705,7 +769,7 @@ impl File for SimFile {
         self.with_inode(|state, ino| {
             // A power cut stops the machine: the unsynced writes stay in
             // flight, and the crash decides which of them reached the disk.
-            state.check_power()?;
+            state.check_power_on(Some(ino))?;
             if let Err(error) = state.check_sync_fault("sync_data") {
                 // Like Linux after a writeback error: the dirty data is
                 // forgotten (never persisted) but stays visible.

@@ -445,3 +445,108 @@ fn snapshot_plus_suffix_equals_full_replay() {
     assert_eq!(full.recovery().snapshot_lsn, None);
     assert_eq!(image(&full), bytes_snapshot);
 }
+
+// Goal: a clock at or beyond 2^63 ns is refused with a typed error before
+// anything is logged, and the ledger goes on once the clock is sane again;
+// timestamps stay unique and increasing.
+#[test]
+fn clock_beyond_the_timestamp_limit_is_refused() {
+    let io = SimIo::new(31);
+    let clock = SimClock::new(1_000);
+    let ledger = Ledger::open("/db", sim_options(&io, &clock, 0)).unwrap();
+    let account = |id| Account {
+        id,
+        ledger: 1,
+        code: 1,
+        ..Account::default()
+    };
+    ledger.create_accounts(&[account(1)]).unwrap();
+    let next_lsn = ledger.store().wal().next_lsn();
+    for now in [1u64 << 63, u64::MAX] {
+        clock.set_realtime_ns(now);
+        let error = ledger.create_accounts(&[account(2)]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Store(crate::store::StoreError::ClockOutOfRange { now_ns }) if now_ns == now
+            ),
+            "{error}"
+        );
+        assert_eq!(ledger.store().wal().next_lsn(), next_lsn, "nothing logged");
+    }
+    clock.set_realtime_ns(2_000);
+    ledger.create_accounts(&[account(2)]).unwrap();
+    let found = ledger.lookup_accounts(&[1, 2]).unwrap();
+    assert!(found[0].timestamp < found[1].timestamp);
+    ledger.check_invariants().unwrap();
+}
+
+// Goal: paths that cannot hold a ledger are typed errors, and nothing is
+// created: an empty path, a log directory equal to the ledger's directory
+// or its snapshot directory.
+#[test]
+fn unusable_paths_are_refused() {
+    let io = SimIo::new(32);
+    let clock = SimClock::new(1);
+    let invalid = |result: Result<Ledger>| match result {
+        Err(Error::Store(crate::store::StoreError::InvalidOptions { .. })) => {}
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("opened"),
+    };
+    invalid(Ledger::open("", sim_options(&io, &clock, 0)));
+    for wal_dir in ["/db", "/db/", "/db/snapshots", ""] {
+        let options = Options {
+            wal_dir: Some(wal_dir.into()),
+            ..sim_options(&io, &clock, 0)
+        };
+        invalid(Ledger::open("/db", options));
+    }
+    assert!(io.list_files().is_empty(), "{:?}", io.list_files());
+    // A real directory given twice under different spellings.
+    let temp = tempfile::tempdir().unwrap();
+    let options = Options {
+        wal_dir: Some(temp.path().join(".")),
+        ..Options::default()
+    };
+    invalid(Ledger::open(temp.path(), options));
+}
+
+// Goal: a checkpoint that fails for want of space (ENOSPC while writing the
+// snapshot) is reported and counted, and poisons neither writes nor reads;
+// once space is back a checkpoint succeeds and a power cut loses nothing.
+#[test]
+fn full_disk_during_checkpoint_does_not_poison() {
+    let io = SimIo::new(33);
+    let clock = SimClock::new(1);
+    let ledger = Ledger::open("/db", sim_options(&io, &clock, 0)).unwrap();
+    let accounts = initial_accounts();
+    ledger.create_accounts(&accounts).unwrap();
+    let transfer = |id| Transfer {
+        id,
+        debit_account_id: accounts[0].id,
+        credit_account_id: accounts[1].id,
+        amount: 1,
+        ledger: accounts[0].ledger,
+        code: 1,
+        ..Transfer::default()
+    };
+    ledger.create_transfers(&[transfer(1)]).unwrap();
+    ledger.store().wal().wait_for_spare_segment();
+    // No room for a snapshot; log records go into the preallocated segment.
+    io.set_space_budget(Some(io.space_used_bytes()));
+    let error = ledger.checkpoint().unwrap_err();
+    assert!(error.is_no_space(), "{error}");
+    assert!(!error.is_poisoned());
+    let stats = ledger.checkpoint_stats();
+    assert_eq!((stats.completed, stats.failed), (0, 1));
+    ledger.create_transfers(&[transfer(2)]).unwrap();
+    assert_eq!(ledger.lookup_transfers(&[1, 2]).unwrap().len(), 2);
+    io.set_space_budget(None);
+    ledger.checkpoint().unwrap();
+    ledger.create_transfers(&[transfer(3)]).unwrap();
+    drop(ledger);
+    io.crash(CrashMode::PowerLoss);
+    let ledger = Ledger::open("/db", sim_options(&io, &clock, 0)).unwrap();
+    assert_eq!(ledger.lookup_transfers(&[1, 2, 3]).unwrap().len(), 3);
+    ledger.check_invariants().unwrap();
+}

@@ -230,32 +230,36 @@ fn snapshot_plus_suffix_equals_full_replay() {
 }
 
 // Goal: automatic checkpoints happen in the background after the configured
-// amount of log, and truncate the log while writes go on.
+// amount of log, and truncate the log while writes go on. Method: write more
+// than an interval, wait for the checkpointer's signal (no sleeping, no
+// luck), write another interval, wait for the second checkpoint, which must
+// have truncated the log behind the first.
 #[test]
 fn automatic_checkpoints_bound_the_log() {
     let io = SimIo::new(7);
     let clock = SimClock::new(1);
     let (store, _) = open(&io, &clock, 16 << 10);
-    let mut written = 0u32;
-    // 16 KiB of log is about 100 records, so 2000 call for about 20
-    // checkpoints. The checkpointer runs in the background and writers do
-    // not wait for it, so on a loaded machine keep writing (bounded) until
-    // it has truncated the log at least once.
-    while written < 2000 || (store.wal().first_lsn() == 1 && written < 50_000) {
-        store.execute(written.to_le_bytes().repeat(25)).unwrap();
-        written += 1;
-    }
-    assert!(
-        store.wal().first_lsn() > 1,
-        "log never truncated after {written} records"
-    );
+    let write = |from: u32, to: u32| {
+        for i in from..to {
+            store.execute(i.to_le_bytes().repeat(25)).unwrap();
+        }
+    };
+    // 16 KiB of log is about 150 records of 108 bytes.
+    write(0, 2000);
+    let first = store.wait_for_checkpoints(1).completed;
+    assert!(first >= 1, "the store stopped checkpointing");
+    write(2000, 2400);
+    let stats = store.wait_for_checkpoints(first + 1);
+    assert!(stats.completed > first, "{stats:?}");
+    assert_eq!(stats.failed, 0);
+    assert!(store.wal().first_lsn() > 1, "log never truncated");
     store.close().unwrap();
     let (store, report) = open(&io, &clock, 16 << 10);
     assert!(
         report.snapshot_lsn.is_some(),
         "a checkpoint should have run"
     );
-    assert_eq!(payloads(&store).len(), written as usize);
+    assert_eq!(payloads(&store).len(), 2400);
 }
 
 // Goal: an fsync failure while writing a checkpoint's snapshot is reported

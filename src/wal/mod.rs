@@ -738,7 +738,12 @@ impl Wal {
         let Some(first_index) = first_index.filter(|_| !victims.is_empty()) else {
             return Ok(0);
         };
-        if let Err(error) = manifest.update(|m| m.first_index = m.first_index.max(first_index)) {
+        let durable = self.next_lsn();
+        let moved = manifest.update(|m| {
+            m.first_index = m.first_index.max(first_index);
+            m.acked_lsn = m.acked_lsn.max(durable);
+        });
+        if let Err(error) = moved {
             let cause = self.shared.poison(error);
             return Err(WalError::Poisoned { cause });
         }

@@ -27,7 +27,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -504,11 +504,19 @@ impl Writer {
                 next_lsn,
             });
         }
-        let lowered = self.shared.manifest.lock().update(|m| {
+        // The manifest stays locked until the superseding header is durable
+        // and published, so that the preparer, which raises the mark to the
+        // durable end, cannot raise it past `from_lsn` in between. The spare
+        // is made ready first: the preparer needs the lock to finish one.
+        self.preparer.ensure_ready();
+        let shared = Arc::clone(&self.shared);
+        let mut manifest = shared.manifest.lock();
+        let lowered = manifest.update(|m| {
             m.acked_lsn = m.acked_lsn.min(from_lsn);
             m.clean = false;
         });
         let result = lowered.and_then(|()| self.write_superseding_segment(from_lsn));
+        drop(manifest);
         match result {
             Ok(dead) => {
                 let mut list = self.shared.dead.lock();
@@ -601,6 +609,7 @@ pub(super) fn prepare_segment(
     index: u64,
     size_bytes: u64,
     manifest: &parking_lot::Mutex<ManifestFile>,
+    durable_next_lsn: Option<&AtomicU64>,
 ) -> Result<Arc<dyn File>, WalError> {
     let temp = dir.join(segment::segment_temp_name(index));
     let path = segment::segment_path(dir, index);
@@ -630,9 +639,16 @@ pub(super) fn prepare_segment(
     }
     // A segment renamed but not listed is never used, so recovery may
     // remove it; so list it before handing it out.
-    manifest
-        .lock()
-        .update(|m| m.last_index = m.last_index.max(index))?;
+    // The same update raises the mark to the durable end: after a crash,
+    // a log ending before it has lost records, whatever its bytes say.
+    let mut manifest = manifest.lock();
+    let durable = durable_next_lsn.map(|lsn| lsn.load(Ordering::SeqCst));
+    manifest.update(|m| {
+        m.last_index = m.last_index.max(index);
+        if let Some(durable) = durable {
+            m.acked_lsn = m.acked_lsn.max(durable);
+        }
+    })?;
     Ok(Arc::from(file))
 }
 
@@ -669,6 +685,7 @@ impl Preparer {
                         index,
                         size_bytes,
                         &shared.manifest,
+                        Some(&shared.durable_next_lsn),
                     );
                     if ready_tx.send((index, result)).is_err() {
                         return;
@@ -703,6 +720,14 @@ impl Preparer {
         {
             self.outstanding = Some(index);
         }
+    }
+
+    /// Makes sure a prepared segment is ready, so that `take` will not wait.
+    fn ensure_ready(&mut self) {
+        if self.ready.is_none() && self.outstanding.is_none() {
+            self.request(self.next_index);
+        }
+        self.wait_ready();
     }
 
     /// Waits for an outstanding preparation to finish (without taking it).

@@ -785,6 +785,28 @@ fn scan_chain(analysis: &mut Analysis, (chain, trailing): (Vec<Link>, Vec<Hole>)
             cap_lsn: bases.get(position + 1).copied(),
         };
         let scanned = scan::scan(&input);
+        let mut placed = placed;
+        if let Some(CorruptReason::SegmentLength {
+            header_bytes,
+            file_bytes,
+        }) = placed.length_fault.clone()
+            && (file_bytes > header_bytes || scanned.stop == Stop::Cap)
+        {
+            // Bytes past the header's size are never read or written, and a
+            // file cut short after its last live record lost nothing: both
+            // are reported, neither blocks.
+            analysis.harmless.push(Damage {
+                path: placed.file.path.clone(),
+                offset: file_bytes.min(header_bytes),
+                lsn: scanned.end_lsn,
+                resume_lsn: Some(scanned.end_lsn),
+                reason: CorruptReason::SegmentLength {
+                    header_bytes,
+                    file_bytes,
+                },
+            });
+            placed.length_fault = None;
+        }
         analysis.records += scanned.records;
         analysis.lsn_seen_end = analysis.lsn_seen_end.max(scanned.end_lsn);
         connect(analysis, &placed, &link.holes_before);

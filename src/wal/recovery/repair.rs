@@ -305,7 +305,14 @@ fn cut(
         // A repair interrupted after creating it: reuse.
         std::sync::Arc::from(open_rw(io, &path)?)
     } else {
-        crate::wal::writer::prepare_segment(io, dir, index, options.segment_size_bytes, manifest)?
+        crate::wal::writer::prepare_segment(
+            io,
+            dir,
+            index,
+            options.segment_size_bytes,
+            manifest,
+            None,
+        )?
     };
     let header = SegmentHeader {
         index,
