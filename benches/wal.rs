@@ -5,7 +5,10 @@
 //!   (whose `flush` is not an `fsync`);
 //! - 1, 4 and 16 concurrent appenders of single records (group commit);
 //! - recovery: opening (scanning and verifying) a 1 GiB log, with a warm and,
-//!   where the machine lets us drop the page cache, a cold cache.
+//!   where the machine lets us drop the page cache, a cold cache;
+//! - `close()` of a log holding one fresh record (it records the clean-close
+//!   mark: one manifest write and `fdatasync`), against one `fdatasync` of a
+//!   small file.
 //!
 //! Run: `cargo bench --bench wal`. `SYNCPAY_BENCH_RECOVERY_GIB` sets the
 //! recovery log size (default 1).
@@ -222,5 +225,40 @@ fn recovery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append_batches, concurrent_appenders, recovery);
+fn close(c: &mut Criterion) {
+    let mut group = c.benchmark_group("close");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
+    let dir = tempfile::tempdir().unwrap();
+    group.bench_function("syncpay_wal_close", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let (wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+                wal.append(&[1u8; RECORD_BYTES]).unwrap();
+                let start = Instant::now();
+                wal.close().unwrap();
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    let file = File::create(dir.path().join("one_sync")).unwrap();
+    group.bench_function("one_fdatasync_512_bytes", |b| {
+        b.iter(|| {
+            file.write_all_at(&[1u8; 512], 0).unwrap();
+            file.sync_data().unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    append_batches,
+    concurrent_appenders,
+    recovery,
+    close
+);
 criterion_main!(benches);

@@ -440,10 +440,12 @@ impl RecordBatch {
         }
         let lsn = self.next_lsn;
         record::encode_frame(&mut self.frames, lsn, parts);
-        let Ok(end) = u32::try_from(self.frames.len()) else {
-            return self.refuse(self.frames.len(), u32::MAX as usize);
-        };
-        self.frame_ends.push(end);
+        // Frame ends are u32, with room left for the padding to a sector.
+        let limit = u32::MAX as usize - record::SECTOR_BYTES;
+        if self.frames.len() > limit {
+            return self.refuse(self.frames.len(), limit);
+        }
+        self.frame_ends.push(self.frames.len() as u32);
         self.next_lsn += 1;
         Ok(lsn)
     }
@@ -474,8 +476,8 @@ impl RecordBatch {
         if let Some(last) = self.frame_ends.last_mut() {
             let padded = record::sector_align_up(self.frames.len() as u64) as usize;
             self.frames.resize(padded, 0);
-            // Frame ends fit in u32 (checked when pushed) and a sector less.
-            *last = u32::try_from(padded).unwrap_or(u32::MAX);
+            // Checked when pushed: frame ends stay a sector below u32::MAX.
+            *last = u32::try_from(padded).expect("frame ends leave room for padding");
         }
     }
 }

@@ -649,3 +649,170 @@ fn torn_last_write_at_every_sector_boundary() {
         );
     }
 }
+
+/// Writes `bytes` as the whole file at `path` (created if missing).
+fn put_file(io: &SimIo, path: &Path, bytes: &[u8]) {
+    let file = match io.open(path, crate::io::OpenMode::ReadWrite) {
+        Ok(file) => file,
+        Err(_) => io.open(path, crate::io::OpenMode::CreateNew).unwrap(),
+    };
+    file.set_len(0).unwrap();
+    file.write_all_at(bytes, 0).unwrap();
+    file.sync_data().unwrap();
+}
+
+/// A closed log of `records` 100-byte records in 4 KiB segments.
+fn closed_log(seed: u64, records: u64) -> (SimIo, WalOptions) {
+    let io = SimIo::new(seed);
+    let options = sim_options(&io, 4096);
+    let (wal, _) = Wal::open(&dir(), options.clone()).unwrap();
+    for i in 0..records {
+        wal.append(&[i as u8; 100]).unwrap();
+    }
+    wal.close().unwrap();
+    (io, options)
+}
+
+fn corrupt_reason(result: Result<(Wal, RecoveryReport), WalError>) -> CorruptReason {
+    match result {
+        Err(WalError::Corrupt { reason, .. }) => reason,
+        Err(other) => panic!("expected Corrupt, got {other}"),
+        Ok(_) => panic!("expected Corrupt, opened"),
+    }
+}
+
+// Goal: rows 1 and 2 of the decision table that the ledger matrix does not
+// reach: a format-1 log is refused by name; a segment from another log, a
+// segment whose header names another index, and an unlisted segment with
+// data are damage (repair moves the unlisted one to quarantine); files
+// behind the manifest's first segment (an interrupted purge) and a zero
+// segment whose listing was lost are removed and reported.
+#[test]
+fn segment_file_rows() {
+    // Format 1: the old header (no log id, version 1), checksum intact.
+    let io = SimIo::new(40);
+    io.create_dir_all(&dir()).unwrap();
+    let mut v1 = [0u8; 4096];
+    v1[0..8].copy_from_slice(b"SYNCPAYW");
+    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+    v1[16..24].copy_from_slice(&1u64.to_le_bytes());
+    v1[24..32].copy_from_slice(&1u64.to_le_bytes());
+    v1[32..40].copy_from_slice(&4096u64.to_le_bytes());
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&v1[0..12]);
+    hasher.update(&v1[16..64]);
+    v1[12..16].copy_from_slice(&hasher.finalize().to_le_bytes());
+    put_file(&io, &segment::segment_path(&dir(), 1), &v1);
+    match Wal::open(&dir(), sim_options(&io, 4096)) {
+        Err(WalError::UnsupportedFormat { version: 1, .. }) => {}
+        other => panic!("expected UnsupportedFormat, got {:?}", other.map(|_| ())),
+    }
+
+    // Another log's segment, and a header naming another index.
+    let (io, options) = closed_log(41, 30);
+    let (other_io, _) = closed_log(42, 30);
+    let first = segment::segment_path(&dir(), 1);
+    put_file(&io, &first, &other_io.read_file(&first).unwrap());
+    assert!(matches!(
+        corrupt_reason(Wal::open(&dir(), options.clone())),
+        CorruptReason::ForeignSegment { .. } | CorruptReason::MissingSegment { .. }
+    ));
+    let (io, options) = closed_log(43, 30);
+    let second = segment::segment_path(&dir(), 2);
+    put_file(&io, &first, &io.read_file(&second).unwrap());
+    assert!(matches!(
+        corrupt_reason(Wal::open(&dir(), options.clone())),
+        CorruptReason::SegmentIndex { .. } | CorruptReason::MissingSegment { .. }
+    ));
+
+    // An unlisted segment with data: damage; repair quarantines it only.
+    let (io, options) = closed_log(44, 30);
+    let (wal, _) = Wal::open(&dir(), options.clone()).unwrap();
+    let last_index = wal.shared.manifest.lock().current().last_index;
+    drop(wal);
+    let stray = segment::segment_path(&dir(), last_index + 5);
+    put_file(&io, &stray, &io.read_file(&first).unwrap());
+    assert!(matches!(
+        corrupt_reason(Wal::open(&dir(), options.clone())),
+        CorruptReason::UnlistedSegment { .. }
+    ));
+    let repair = WalOptions {
+        repair: true,
+        ..options.clone()
+    };
+    let (wal, report) = Wal::open(&dir(), repair).unwrap();
+    let plan = report.repair.expect("repaired");
+    assert_eq!(plan.cut_lsn, None, "{plan:?}");
+    assert_eq!(read_all(&wal).len(), 30, "nothing removed");
+    assert!(!io.exists(&stray).unwrap());
+    drop(wal);
+
+    // An interrupted purge: a file behind first_index is removed.
+    let (io, options) = closed_log(45, 80);
+    let (wal, _) = Wal::open(&dir(), options.clone()).unwrap();
+    let removed = wal.truncate_prefix(60).unwrap();
+    assert!(removed > 0);
+    drop(wal);
+    let behind = segment::segment_path(&dir(), 1);
+    assert!(!io.exists(&behind).unwrap());
+    put_file(&io, &behind, &[7u8; 4096]);
+    let (wal, report) = Wal::open(&dir(), options.clone()).unwrap();
+    assert_eq!(report.leftover_segments_removed, 1);
+    assert!(!io.exists(&behind).unwrap());
+    let kept = read_all(&wal);
+    assert_eq!(kept.last().unwrap().0, 80);
+    let last_index = wal.shared.manifest.lock().current().last_index;
+    drop(wal);
+
+    // A zero segment just past last_index (renamed, listing lost).
+    let created = segment::segment_path(&dir(), last_index + 1);
+    put_file(&io, &created, &[0u8; 4096]);
+    let (wal, report) = Wal::open(&dir(), options).unwrap();
+    assert_eq!(report.leftover_segments_removed, 1);
+    assert_eq!(read_all(&wal), kept);
+}
+
+// Goal: row 4's clean-close rows. A log closed cleanly that lost its last
+// records is damage (not a torn tail), however they were lost; one whose
+// superseding header was lost (so truncated records would reappear) is
+// damage at the mark; repair cuts at the mark and the truncated records
+// stay gone.
+#[test]
+fn clean_close_rows() {
+    let (io, options) = closed_log(46, 50);
+    let (wal, report) = Wal::open(&dir(), options.clone()).unwrap();
+    assert!(report.previous_close_clean);
+    let last = wal.shared.segments.read().last().cloned().unwrap();
+    drop(wal);
+    // Zero the whole last segment's records, as if never written.
+    let bytes = io.read_file(&last.path).unwrap();
+    let mut zeroed = bytes.clone();
+    zeroed[512..].fill(0);
+    put_file(&io, &last.path, &zeroed);
+    assert!(matches!(
+        corrupt_reason(Wal::open(&dir(), options.clone())),
+        CorruptReason::EndsBeforeCloseMark { acked_lsn: 51 }
+    ));
+    put_file(&io, &last.path, &bytes);
+    Wal::open(&dir(), options.clone()).unwrap();
+
+    // Truncate the suffix, close cleanly, then lose the superseding header.
+    let (wal, _) = Wal::open(&dir(), options.clone()).unwrap();
+    wal.truncate_suffix(40).unwrap();
+    let superseding = wal.shared.segments.read().last().cloned().unwrap();
+    assert_eq!(superseding.base_lsn, 40);
+    wal.close().unwrap();
+    drop(wal);
+    put_file(&io, &superseding.path, &[0u8; 4096]);
+    assert!(matches!(
+        corrupt_reason(Wal::open(&dir(), options.clone())),
+        CorruptReason::AfterCloseMark { acked_lsn: 40 }
+    ));
+    let repair = WalOptions {
+        repair: true,
+        ..options.clone()
+    };
+    let (wal, report) = Wal::open(&dir(), repair).unwrap();
+    assert_eq!(report.repair.unwrap().cut_lsn, Some(40));
+    assert_eq!(read_all(&wal).len(), 39, "the truncated records stay gone");
+}

@@ -350,6 +350,13 @@ pub(super) fn plan_repair(dir: &Path, options: &WalOptions) -> Result<RepairPlan
             Some(damage) => return repair::plan_manifest_rebuild(dir, options, damage),
         },
     };
+    // Repair acts only when damage blocks the open: a log that opens as it
+    // is (with harmless damage reported) plans nothing, exactly as opening
+    // with repair would do nothing.
+    let analysis = analyze(dir, options, manifest, Mode::Open, false)?;
+    if analysis.blocking(options.needed_from_lsn).is_none() {
+        return Ok(RepairPlan::default());
+    }
     repair::plan(dir, options, manifest)
 }
 
