@@ -16,7 +16,7 @@
 //! damaged *and* a record between the snapshots damaged). The oracle is
 //! the set of acknowledged batches and the table's rules, computed here
 //! from the layout. Seeds: `SEED`, and `SYNCPAY_MATRIX_SEEDS` (default 2)
-//! for a long mode.
+//! for a long mode; `SYNCPAY_MATRIX_KEEP_GOING=1` lists every failing case.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -809,6 +809,10 @@ fn every_damage_gets_its_table_row() {
         .unwrap_or(2);
     let mut cases_run = 0;
     let mut rows: BTreeMap<String, u64> = BTreeMap::new();
+    // `SYNCPAY_MATRIX_KEEP_GOING=1` runs every case and lists the failures
+    // (for mutation checks: which rows catch a disabled check).
+    let keep_going = std::env::var_os("SYNCPAY_MATRIX_KEEP_GOING").is_some();
+    let mut failures: Vec<String> = Vec::new();
     for s in 0..seeds {
         let seed = base_seed.wrapping_add(s);
         for clean in [true, false] {
@@ -816,14 +820,44 @@ fn every_damage_gets_its_table_row() {
             for damage in fx.cases() {
                 let close = if clean { "clean close" } else { "crash" };
                 let context = format!("SEED={seed} {close} {damage:?}");
-                run_case(&fx, &damage, &context);
-                let row = format!("{close}: {:?}", expect(&fx, &damage));
-                let row = row.split(['{', '(']).next().unwrap_or_default().to_string();
+                if keep_going {
+                    let run = std::panic::AssertUnwindSafe(|| run_case(&fx, &damage, &context));
+                    if let Err(panic) = std::panic::catch_unwind(run) {
+                        let message = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .unwrap_or_else(|| context.clone());
+                        failures.push(message);
+                    }
+                } else {
+                    run_case(&fx, &damage, &context);
+                }
+                let row = match expect(&fx, &damage) {
+                    Expect::Open { .. } => "open",
+                    Expect::OpenLosing { .. } => "open, unwritten tail dropped",
+                    Expect::Fail {
+                        repair: Repair::KeepsAll,
+                        ..
+                    } => "fail, repair keeps all",
+                    Expect::Fail {
+                        repair: Repair::CutAt(_),
+                        ..
+                    } => "fail, repair cuts",
+                    Expect::Fail {
+                        repair: Repair::Impossible,
+                        ..
+                    } => "fail, repair refused",
+                };
+                let row = format!("{close}: {row}");
                 *rows.entry(row).or_default() += 1;
                 cases_run += 1;
             }
         }
     }
     eprintln!("{cases_run} cases by expected outcome: {rows:?}");
+    for failure in &failures {
+        eprintln!("FAILED: {}", failure.lines().next().unwrap_or_default());
+    }
+    assert!(failures.is_empty(), "{} of {cases_run} cases failed", failures.len());
     assert!(cases_run > 100, "{cases_run} cases");
 }
