@@ -858,6 +858,10 @@ fn every_damage_gets_its_table_row() {
     for failure in &failures {
         eprintln!("FAILED: {}", failure.lines().next().unwrap_or_default());
     }
-    assert!(failures.is_empty(), "{} of {cases_run} cases failed", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {cases_run} cases failed",
+        failures.len()
+    );
     assert!(cases_run > 100, "{cases_run} cases");
 }

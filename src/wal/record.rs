@@ -101,6 +101,16 @@ pub enum BodyFault {
     Padding,
 }
 
+/// CRC32 of `bytes`. `crc32fast::hash` detects the CPU's features on every
+/// call (about 40 instructions, twice per frame); a detected hasher is
+/// cloned instead.
+fn crc32(bytes: &[u8]) -> u32 {
+    static DETECTED: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    let mut hasher = DETECTED.get_or_init(crc32fast::Hasher::new).clone();
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
 /// Rounds `len` up to the frame alignment.
 pub const fn align_up(len: usize) -> usize {
     len.div_ceil(RECORD_ALIGN_BYTES) * RECORD_ALIGN_BYTES
@@ -118,6 +128,10 @@ pub const fn sector_align_up(offset: u64) -> u64 {
 pub fn body_len(offset: u64, payload_len: usize) -> usize {
     let sector = SECTOR_BYTES as u64;
     let body_start = offset + RECORD_HEADER_SIZE_BYTES as u64;
+    let boundary = sector_align_up(body_start);
+    if body_start != boundary && body_start + payload_len as u64 <= boundary {
+        return payload_len; // No boundary inside: no stamp (most small records).
+    }
     let mut end = body_start;
     let mut left = payload_len as u64;
     if left > 0 && !end.is_multiple_of(sector) {
@@ -170,35 +184,48 @@ pub fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, parts: &[&[u8]]) {
     let start = out.len();
     let payload_len: usize = parts.iter().map(|p| p.len()).sum();
     let payload_len_u32 = u32::try_from(payload_len).expect("payload length checked by the caller");
-    let size = frame_size_at(start as u64, payload_len);
+    let body_start = start + RECORD_HEADER_SIZE_BYTES;
+    // Where the next stamp goes: the first sector boundary at or after the
+    // body's start (a boundary at the start itself takes a stamp too).
+    let mut boundary = sector_align_up(body_start as u64) as usize;
+    let unstamped = body_start + payload_len <= boundary && body_start != boundary;
+    let body = if unstamped {
+        payload_len
+    } else {
+        body_len(start as u64, payload_len)
+    };
+    let size = align_up(RECORD_HEADER_SIZE_BYTES + body);
     out.reserve(size);
-    out.resize(start + RECORD_HEADER_SIZE_BYTES, 0);
-    let stamp = stamp(lsn);
-    for part in parts {
-        let mut part: &[u8] = part;
-        while !part.is_empty() {
-            if out.len().is_multiple_of(SECTOR_BYTES) {
-                out.extend_from_slice(&stamp);
+    out.extend_from_slice(&[0u8; RECORD_HEADER_SIZE_BYTES]);
+    if unstamped {
+        // The common case for small records: no boundary inside the body.
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+    } else {
+        let stamp = stamp(lsn);
+        for part in parts {
+            let mut part: &[u8] = part;
+            while !part.is_empty() {
+                if out.len() == boundary {
+                    out.extend_from_slice(&stamp);
+                    boundary += SECTOR_BYTES;
+                }
+                let (now, rest) = part.split_at((boundary - out.len()).min(part.len()));
+                out.extend_from_slice(now);
+                part = rest;
             }
-            let room = SECTOR_BYTES - out.len() % SECTOR_BYTES;
-            let (now, rest) = part.split_at(room.min(part.len()));
-            out.extend_from_slice(now);
-            part = rest;
         }
     }
     let body_end = out.len();
-    assert_eq!(
-        body_end - start - RECORD_HEADER_SIZE_BYTES,
-        body_len(start as u64, payload_len),
-        "encoder and layout agree"
-    );
+    debug_assert_eq!(body_end - body_start, body, "encoder and layout agree");
     out.resize(start + size, 0);
-    let body_crc = crc32fast::hash(&out[start + RECORD_HEADER_SIZE_BYTES..body_end]);
-    let header = &mut out[start..start + RECORD_HEADER_SIZE_BYTES];
+    let body_crc = crc32(&out[body_start..body_end]);
+    let header = &mut out[start..body_start];
     header[4..8].copy_from_slice(&body_crc.to_le_bytes());
     header[8..16].copy_from_slice(&lsn.to_le_bytes());
     header[16..20].copy_from_slice(&payload_len_u32.to_le_bytes());
-    let header_crc = crc32fast::hash(&header[4..]);
+    let header_crc = crc32(&header[4..]);
     header[0..4].copy_from_slice(&header_crc.to_le_bytes());
     // Pair assertion: what we wrote must decode to what we meant.
     debug_assert_eq!(
@@ -226,7 +253,7 @@ pub fn decode_header(bytes: &[u8]) -> HeaderSlot {
         return HeaderSlot::Zero;
     }
     let expected_crc = u32_at(bytes, 0);
-    let actual_crc = crc32fast::hash(&bytes[4..]);
+    let actual_crc = crc32(&bytes[4..]);
     if expected_crc != actual_crc || bytes[20..32].iter().any(|&b| b != 0) {
         return HeaderSlot::Invalid {
             expected_crc,
@@ -240,25 +267,13 @@ pub fn decode_header(bytes: &[u8]) -> HeaderSlot {
     })
 }
 
-/// Offsets (within the frame) of the stamps of a frame at file offset
-/// `offset` whose body is `body_len` bytes: every sector boundary inside
-/// the body.
-fn stamp_offsets(offset: u64, body_len: usize) -> impl Iterator<Item = usize> {
-    let body_start = offset + RECORD_HEADER_SIZE_BYTES as u64;
-    let first = sector_align_up(body_start);
-    let body_end = body_start + body_len as u64;
-    (first..body_end)
-        .step_by(SECTOR_BYTES)
-        .map(move |at| (at - offset) as usize)
-}
-
 /// Verifies the body of a frame whose header is valid. `frame` holds the
 /// whole frame (`header.frame_size_at(offset)` bytes) as read from file
 /// offset `offset`.
 pub fn verify_body(frame: &[u8], offset: u64, header: &RecordHeader) -> Result<(), BodyFault> {
     let body_len = body_len(offset, header.payload_len as usize);
-    let body = &frame[RECORD_HEADER_SIZE_BYTES..RECORD_HEADER_SIZE_BYTES + body_len];
-    let actual_crc = crc32fast::hash(body);
+    let body_end = RECORD_HEADER_SIZE_BYTES + body_len;
+    let actual_crc = crc32(&frame[RECORD_HEADER_SIZE_BYTES..body_end]);
     if actual_crc != header.body_crc {
         return Err(BodyFault::Checksum {
             expected_crc: header.body_crc,
@@ -266,15 +281,16 @@ pub fn verify_body(frame: &[u8], offset: u64, header: &RecordHeader) -> Result<(
         });
     }
     let expected = stamp(header.lsn);
-    for at in stamp_offsets(offset, body_len) {
+    let body_start = offset + RECORD_HEADER_SIZE_BYTES as u64;
+    let mut at = (sector_align_up(body_start) - offset) as usize;
+    while at < body_end {
         if frame[at..at + STAMP_SIZE_BYTES] != expected {
             return Err(BodyFault::Stamp { at });
         }
+        at += SECTOR_BYTES;
     }
-    if frame[RECORD_HEADER_SIZE_BYTES + body_len..]
-        .iter()
-        .any(|&b| b != 0)
-    {
+    // At most 31 bytes of padding.
+    if frame[body_end..].iter().fold(0u8, |acc, &b| acc | b) != 0 {
         return Err(BodyFault::Padding);
     }
     Ok(())
