@@ -12,17 +12,16 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use syncpay::ledger::{Account, Ledger, Options, Transfer};
-use syncpay::wal::frame_size_max as frame_size;
+use syncpay::storage::wal::frame_size_max as frame_size;
+use syncpay::{Account, Ledger, LedgerOptions, Transfer};
 
 const ACCOUNTS: u128 = 10_000;
 
-fn options() -> Options {
-    Options {
-        // Measure the log and the state machine, not snapshotting.
-        checkpoint_interval_bytes: 0,
-        ..Options::default()
-    }
+fn options() -> LedgerOptions {
+    // Measure the log and the state machine, not snapshotting.
+    LedgerOptions::new()
+        .checkpoint_interval_bytes(0)
+        .create_if_missing(true)
 }
 
 fn open_with_accounts(dir: &std::path::Path) -> Ledger {

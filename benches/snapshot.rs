@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use syncpay::io::RealIo;
-use syncpay::snapshot::SnapshotDir;
+use syncpay::storage::io::RealIo;
+use syncpay::storage::snapshot::SnapshotDir;
 
 const IMAGE_BYTES: usize = 256 << 20;
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use syncpay::wal::{Wal, WalOptions, frame_size_max as frame_size};
+use syncpay::storage::wal::{Wal, WalOptions, frame_size_max as frame_size};
 
 const RECORD_BYTES: usize = 128;
 const BATCH_SIZES: [usize; 3] = [1, 100, 8189];

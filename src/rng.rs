@@ -18,11 +18,13 @@ pub fn mix64(value: u64) -> u64 {
 
 /// SplitMix64: one `u64` of state, full period, good enough statistical
 /// quality for simulations.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // Tests, the test kit and the benchmark use it.
 #[derive(Clone, Debug)]
 pub struct SplitMix64 {
     state: u64,
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // Tests, the test kit and the benchmark use it.
 impl SplitMix64 {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> SplitMix64 {

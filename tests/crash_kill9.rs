@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use syncpay::storage::wal::{Wal, WalOptions};
 use syncpay::testing::{Rng, seed_from_env};
-use syncpay::wal::{Wal, WalOptions};
 
 const CHILD_ENV: &str = "SYNCPAY_KILL9_CHILD_DIR";
 const CHILD_THREADS: u64 = 4;

@@ -19,11 +19,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use syncpay::ledger::{
-    AMOUNT_MAX, Account, AccountFlags, CreateTransferStatus, Ledger, Options, Transfer,
+use syncpay::testing::{Rng, seed_from_env};
+use syncpay::{
+    AMOUNT_MAX, Account, AccountFlags, CreateTransferStatus, Ledger, LedgerOptions, Transfer,
     TransferFlags,
 };
-use syncpay::testing::{Rng, seed_from_env};
 
 const CHILD_ENV: &str = "SYNCPAY_KILL9_LEDGER_DIR";
 const CLIENTS: u64 = 3;
@@ -31,12 +31,11 @@ const CLIENTS: u64 = 3;
 const SIGKILL: i32 = 9;
 const ACCOUNTS: u128 = 64;
 
-fn options() -> Options {
-    Options {
-        segment_size_bytes: 1 << 20,
-        checkpoint_interval_bytes: 2 << 20,
-        ..Options::default()
-    }
+fn options() -> LedgerOptions {
+    LedgerOptions::new()
+        .segment_size_bytes(1 << 20)
+        .checkpoint_interval_bytes(2 << 20)
+        .create_if_missing(true)
 }
 
 fn accounts() -> Vec<Account> {

@@ -22,12 +22,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use syncpay::clock::SimClock;
-use syncpay::io::{CrashMode, Io, OpenMode, SimIo};
-use syncpay::ledger::{Account, CreateTransferStatus, Ledger, Options, Transfer};
-use syncpay::store::StoreError;
+use syncpay::storage::clock::SimClock;
+use syncpay::storage::io::{CrashMode, Io, OpenMode, SimIo};
+use syncpay::storage::store::StoreError;
+use syncpay::storage::wal::WalError;
 use syncpay::testing::{Rng, seed_from_env};
-use syncpay::wal::WalError;
+use syncpay::{Account, CreateTransferStatus, Ledger, LedgerOptions, RecoveryMode, Transfer};
 
 const DIR: &str = "/db";
 const SEGMENT_BYTES: u64 = 16 << 10;
@@ -37,15 +37,18 @@ const SNAPSHOT_A_AT: u64 = 18;
 const SNAPSHOT_B_AT: u64 = 36;
 const ACCOUNTS: u128 = 10;
 
-fn options(io: &SimIo, repair: bool) -> Options {
-    Options {
-        segment_size_bytes: SEGMENT_BYTES,
-        checkpoint_interval_bytes: 0,
-        repair,
-        io: Arc::new(io.clone()),
-        clock: Arc::new(SimClock::new(1_000)),
-        ..Options::default()
-    }
+fn options(io: &SimIo, repair: bool) -> LedgerOptions {
+    LedgerOptions::new()
+        .segment_size_bytes(SEGMENT_BYTES)
+        .checkpoint_interval_bytes(0)
+        .recovery_mode(if repair {
+            RecoveryMode::Repair
+        } else {
+            RecoveryMode::Strict
+        })
+        .create_if_missing(true)
+        .io(Arc::new(io.clone()))
+        .clock(Arc::new(SimClock::new(1_000)))
 }
 
 fn wal_dir() -> PathBuf {
@@ -681,21 +684,25 @@ fn snapshot_files(io: &SimIo) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 fn is_typed(error: &syncpay::Error) -> bool {
-    matches!(
-        error,
-        syncpay::Error::Store(
+    let typed = matches!(
+        error.store_error(),
+        Some(
             StoreError::Wal(WalError::Corrupt { .. } | WalError::RepairImpossible { .. })
                 | StoreError::LogGap { .. }
                 | StoreError::LogBehindSnapshot { .. }
         )
-    )
+    );
+    // The public kind agrees with the internal error.
+    typed
+        && matches!(
+            error.kind(),
+            syncpay::ErrorKind::Corrupt | syncpay::ErrorKind::RepairImpossible
+        )
 }
 
 fn corrupt_lsn(error: &syncpay::Error) -> Option<u64> {
-    match error {
-        syncpay::Error::Store(StoreError::Wal(WalError::Corrupt { expected_lsn, .. })) => {
-            Some(*expected_lsn)
-        }
+    match error.store_error() {
+        Some(StoreError::Wal(WalError::Corrupt { expected_lsn, .. })) => Some(*expected_lsn),
         _ => None,
     }
 }
@@ -777,7 +784,9 @@ fn run_case(fx: &Fixture, damage: &Damage, context: &str) {
                         plan.wal
                             .actions
                             .iter()
-                            .any(|a| matches!(a, syncpay::wal::RepairAction::ExtendFile { .. }))
+                            .any(|a| {
+                                matches!(a, syncpay::storage::wal::RepairAction::ExtendFile { .. })
+                            })
                             .then_some(cut)
                     });
                     assert_eq!(planned, Some(cut), "{context}: plan {plan:?}");

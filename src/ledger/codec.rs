@@ -15,7 +15,7 @@
 use super::BATCH_EVENTS_MAX;
 use super::account::Account;
 use super::transfer::Transfer;
-use crate::store::DecodeError;
+use crate::storage::store::DecodeError;
 
 /// Bytes before the events.
 pub const COMMAND_HEADER_BYTES: usize = 8;
@@ -46,6 +46,7 @@ impl LedgerCommand {
     }
 
     /// True for an empty batch.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // Beside `len`, for clippy.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -10,15 +10,17 @@ use std::io::Write;
 use super::codec::{self, LedgerCommand};
 use super::results::{CreateAccountResult, CreateTransferResult};
 use super::state_machine::{LedgerImage, LedgerState};
-use crate::store::{ApplyContext, DecodeError, StateMachine};
+use crate::storage::store::{ApplyContext, DecodeError, StateMachine};
 
-/// What applying a command returns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LedgerOutput {
+/// What applying a command returns: the results of its kind, one per
+/// event (the other list is empty). A struct rather than an enum, so that
+/// taking the results out needs no branch for a kind that cannot occur.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LedgerOutput {
     /// Results of `create_accounts`, one per event.
-    Accounts(Vec<CreateAccountResult>),
+    pub accounts: Vec<CreateAccountResult>,
     /// Results of `create_transfers`, one per event.
-    Transfers(Vec<CreateTransferResult>),
+    pub transfers: Vec<CreateTransferResult>,
 }
 
 /// The ledger state hosted by a store.
@@ -61,12 +63,14 @@ impl StateMachine for LedgerMachine {
 
     fn apply(&mut self, command: LedgerCommand, context: ApplyContext) -> LedgerOutput {
         match command {
-            LedgerCommand::CreateAccounts(events) => {
-                LedgerOutput::Accounts(self.state.create_accounts(&events, context.timestamp))
-            }
-            LedgerCommand::CreateTransfers(events) => {
-                LedgerOutput::Transfers(self.state.create_transfers(&events, context.timestamp))
-            }
+            LedgerCommand::CreateAccounts(events) => LedgerOutput {
+                accounts: self.state.create_accounts(&events, context.timestamp),
+                ..LedgerOutput::default()
+            },
+            LedgerCommand::CreateTransfers(events) => LedgerOutput {
+                transfers: self.state.create_transfers(&events, context.timestamp),
+                ..LedgerOutput::default()
+            },
         }
     }
 

@@ -47,20 +47,22 @@ macro_rules! flag_set_operations {
     };
 }
 
-pub mod account;
-pub mod codec;
-pub mod filter;
+mod account;
+pub(crate) mod chunked;
+pub(crate) mod codec;
+pub(crate) mod dedup;
+mod filter;
 mod layout;
-pub mod machine;
-pub mod results;
-pub mod state_machine;
-pub mod transfer;
+pub(crate) mod machine;
+mod results;
+pub(crate) mod state_machine;
+mod transfer;
 
 #[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::Instant;
 
 pub use account::{Account, AccountBalance, AccountFlags};
 pub use filter::{AccountFilter, AccountFilterFlags, QueryFilter, QueryFilterFlags};
@@ -68,16 +70,16 @@ pub use machine::{LedgerMachine, LedgerOutput};
 pub use results::{
     CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus,
 };
-pub use state_machine::{LedgerImage, LedgerState, MemoryUsage, RestoreError};
+#[cfg(feature = "internals")]
+pub use state_machine::{LedgerImage, RestoreError};
+pub use state_machine::{LedgerState, MemoryUsage};
 pub use transfer::{AMOUNT_MAX, Transfer, TransferFlags};
 
-use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Result};
-use crate::io::{Io, RealIo};
-use crate::store::{
-    CheckpointInfo, CheckpointStats, Store, StoreOptions, StoreRecovery, StoreRepairPlan,
-};
-use crate::wal::WalOptions;
+use crate::error::{Error, ErrorKind, Result};
+use crate::options::LedgerOptions;
+use crate::recovery::{CheckpointInfo, CheckpointStats, Recovery, RepairPlan};
+use crate::stats::{Recorder, Stats};
+use crate::storage::store::Store;
 use codec::LedgerCommand;
 
 /// The largest number of events in one `create_accounts` or `create_transfers` batch,
@@ -89,101 +91,14 @@ use codec::LedgerCommand;
 /// `batch_elements_max` test in TigerBeetle's `src/state_machine_tests.zig`).
 pub const BATCH_EVENTS_MAX: usize = 8189;
 
-/// Options of a [`Ledger`]. The defaults suit most users.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// Size of each preallocated log segment. Default 64 MiB. A segment
-    /// must hold a whole batch: below about 1 MiB the batch maximum shrinks
-    /// accordingly (see [`Options::batch_events_max`]).
-    pub segment_size_bytes: u64,
-    /// Log bytes between automatic checkpoints (snapshots); 0 disables
-    /// them. Default 1 GiB: recovery then replays at most about two
-    /// intervals of log.
-    pub checkpoint_interval_bytes: u64,
-    /// Put the log in this directory instead of `<path>/wal` (for example on
-    /// a separate disk). Default `None`.
-    pub wal_dir: Option<PathBuf>,
-    /// Opt-in repair: if damage blocks the open, cut the log at the first
-    /// damaged record the newest valid snapshot does not cover, moving the
-    /// segments and damaged snapshots it removes to `quarantine/`, and
-    /// report it in [`Ledger::recovery`]; refused if the result could not
-    /// open. [`Ledger::plan_repair`] shows the plan without acting. Default
-    /// false: damage fails `open` with a typed error naming file, offset
-    /// and LSN.
-    pub repair: bool,
-    /// The file system (tests substitute a simulated one).
-    pub io: Arc<dyn Io>,
-    /// The clock timestamps come from (tests substitute a simulated one).
-    pub clock: Arc<dyn Clock>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            segment_size_bytes: crate::wal::SEGMENT_SIZE_BYTES_DEFAULT,
-            checkpoint_interval_bytes: crate::store::CHECKPOINT_INTERVAL_BYTES_DEFAULT,
-            wal_dir: None,
-            repair: false,
-            io: Arc::new(RealIo),
-            clock: SystemClock::shared(),
-        }
-    }
-}
-
-/// Bytes a logged batch takes besides its events: the store's timestamp and
-/// the command header.
-const RECORD_OVERHEAD_BYTES: usize =
-    crate::store::RECORD_PREFIX_BYTES + codec::COMMAND_HEADER_BYTES;
-/// The largest log record a batch needs.
-pub const RECORD_SIZE_MAX_BYTES: usize = RECORD_OVERHEAD_BYTES + BATCH_EVENTS_MAX * 128;
-
-const _: () = assert!(
-    crate::wal::segment_overhead_bytes(RECORD_SIZE_MAX_BYTES)
-        <= crate::wal::SEGMENT_SIZE_BYTES_DEFAULT,
-    "a full batch must fit in a default segment"
-);
-
-impl Options {
-    /// The largest record the log accepts with these options: a full batch,
-    /// or whatever fits in one segment if segments are smaller than that.
-    fn record_size_max_bytes(&self) -> usize {
-        crate::wal::record_size_max_for_segment(self.segment_size_bytes).min(RECORD_SIZE_MAX_BYTES)
-    }
-
-    /// Events per batch these options allow: [`BATCH_EVENTS_MAX`] unless
-    /// segments are too small to hold a full batch (tests use small ones).
-    pub fn batch_events_max(&self) -> usize {
-        (self
-            .record_size_max_bytes()
-            .saturating_sub(RECORD_OVERHEAD_BYTES)
-            / 128)
-            .min(BATCH_EVENTS_MAX)
-    }
-
-    fn store_options(&self) -> StoreOptions {
-        StoreOptions {
-            wal: WalOptions {
-                segment_size_bytes: self.segment_size_bytes,
-                record_size_max_bytes: self.record_size_max_bytes(),
-                repair: self.repair,
-                io: Arc::clone(&self.io),
-                ..WalOptions::default()
-            },
-            wal_dir: self.wal_dir.clone(),
-            checkpoint_interval_bytes: self.checkpoint_interval_bytes,
-            clock: Arc::clone(&self.clock),
-        }
-    }
-}
-
 /// A durable ledger open on a directory. Share it between threads with an
 /// `Arc`: every method takes `&self`.
 ///
 /// ```
-/// use syncpay::ledger::{Account, CreateTransferStatus, Ledger, Options, Transfer};
+/// use syncpay::{Account, CreateTransferStatus, Ledger, LedgerOptions, Transfer};
 ///
 /// let dir = tempfile::tempdir()?;
-/// let ledger = Ledger::open(dir.path(), Options::default())?;
+/// let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
 /// let account = |id| Account { id, ledger: 1, code: 1, ..Account::default() };
 /// ledger.create_accounts(&[account(1), account(2)])?;
 /// let results = ledger.create_transfers(&[Transfer {
@@ -203,70 +118,214 @@ impl Options {
 /// ```
 pub struct Ledger {
     store: Store<LedgerMachine>,
-    recovery: StoreRecovery,
+    recovery: Recovery,
     path: PathBuf,
     batch_events_max: usize,
+    read_only: bool,
+    stats: Recorder,
 }
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger").field("path", &self.path).finish()
+        f.debug_struct("Ledger")
+            .field("path", &self.path)
+            .field("read_only", &self.read_only)
+            .finish()
     }
 }
 
 fn check_batch(len: usize, max: usize) -> Result<()> {
     if len > max {
-        return Err(Error::BatchTooLarge { len, max });
+        return Err(Error::batch_too_large(len, max));
     }
     Ok(())
 }
 
+/// Whether `path` holds a ledger: its log directory has a manifest or any
+/// file (a log without a manifest is damage for the open to report, not a
+/// missing ledger).
+pub(crate) fn ledger_exists(path: &Path, options: &LedgerOptions) -> Result<bool> {
+    let io = options.io_ref();
+    let log_dir = options.log_dir(path);
+    match io.list_dir(&log_dir) {
+        Ok(names) => Ok(names
+            .iter()
+            .any(|n| n != crate::storage::io::LOCK_FILE_NAME)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::new(
+            ErrorKind::Io,
+            format!("cannot list {}: {e}", log_dir.display()),
+        )),
+    }
+}
+
 impl Ledger {
-    /// Opens the ledger in `path`, creating it if it does not exist and
-    /// recovering it (newest valid snapshot plus log replay) if it does.
-    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<Ledger> {
-        let path = path.as_ref().to_path_buf();
-        let (store, recovery) = Store::open(&path, options.store_options())?;
+    /// Creates a new, empty ledger in `path` (made if missing; an existing
+    /// directory must be empty) and opens it. Fails with
+    /// [`ErrorKind::AlreadyExists`] if `path` holds anything.
+    ///
+    /// ```
+    /// use syncpay::{ErrorKind, Ledger, LedgerOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// Ledger::create(dir.path(), LedgerOptions::default())?.close()?;
+    /// let again = Ledger::create(dir.path(), LedgerOptions::default()).unwrap_err();
+    /// assert_eq!(again.kind(), ErrorKind::AlreadyExists);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create(path: impl AsRef<Path>, options: LedgerOptions) -> Result<Ledger> {
+        let path = path.as_ref();
+        let io = options.io_ref();
+        let occupied = |dir: &Path| match io.list_dir(dir) {
+            Ok(names) => Ok(!names.is_empty()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::new(
+                ErrorKind::Io,
+                format!("cannot list {}: {e}", dir.display()),
+            )),
+        };
+        if !path.as_os_str().is_empty() && (occupied(path)? || occupied(&options.log_dir(path))?) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "{} is not empty: Ledger::create makes a new ledger only in an empty or missing directory",
+                    path.display()
+                ),
+            ));
+        }
+        Ledger::open_store(path, options, false)
+    }
+
+    /// Opens the existing ledger in `path`, recovering it (newest valid
+    /// snapshot plus log replay). Fails with [`ErrorKind::NotFound`] if
+    /// there is none (unless [`LedgerOptions::create_if_missing`]): a
+    /// missing or unmounted directory never becomes an empty ledger. See [`Ledger::recovery`] for what opening found.
+    pub fn open(path: impl AsRef<Path>, options: LedgerOptions) -> Result<Ledger> {
+        let path = path.as_ref();
+        if !path.as_os_str().is_empty()
+            && !options.creates_if_missing()
+            && !ledger_exists(path, &options)?
+        {
+            return Err(Error::not_found(path.to_path_buf()));
+        }
+        Ledger::open_store(path, options, false)
+    }
+
+    /// Opens the existing ledger in `path` without writing anything to its
+    /// directory, verifying everything a writable open verifies (every
+    /// snapshot it uses and every log record it replays). Damage a writable
+    /// open would act on (a torn tail, leftover files) is only reported; the
+    /// recovery mode is ignored. Reads work as usual; creates and
+    /// checkpoints fail with [`ErrorKind::ReadOnly`]. Excludes writers
+    /// while open (the lock file, if any, is locked, not created).
+    ///
+    /// ```
+    /// use syncpay::{Account, ErrorKind, Ledger, LedgerOptions};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
+    /// ledger.create_accounts(&[Account { id: 1, ledger: 1, code: 1, ..Account::default() }])?;
+    /// ledger.close()?;
+    ///
+    /// let reader = Ledger::open_read_only(dir.path(), LedgerOptions::default())?;
+    /// assert_eq!(reader.lookup_accounts(&[1])?.len(), 1);
+    /// let refused = reader.create_accounts(&[Account { id: 2, ledger: 1, code: 1, ..Account::default() }]);
+    /// assert_eq!(refused.unwrap_err().kind(), ErrorKind::ReadOnly);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_read_only(path: impl AsRef<Path>, options: LedgerOptions) -> Result<Ledger> {
+        let path = path.as_ref();
+        if !path.as_os_str().is_empty() && !ledger_exists(path, &options)? {
+            return Err(Error::not_found(path.to_path_buf()));
+        }
+        Ledger::open_store(path, options, true)
+    }
+
+    fn open_store(path: &Path, options: LedgerOptions, read_only: bool) -> Result<Ledger> {
+        let (store, recovery) = Store::open(path, options.store_options(read_only))?;
+        crate::stats::trace_recovery(path, &recovery, read_only);
         Ok(Ledger {
             store,
             recovery,
-            path,
+            path: path.to_path_buf(),
             batch_events_max: options.batch_events_max(),
+            read_only,
+            stats: Recorder::default(),
         })
     }
 
-    /// Computes, changing nothing, what opening with `repair: true` would do
-    /// to the ledger in `path` (a dry run): the records the log would be
-    /// cut at, the segments and snapshots moved to `quarantine/`. An empty
-    /// plan means the ledger opens as it is.
+    /// Computes, changing nothing, what opening with
+    /// [`RecoveryMode::Repair`](crate::RecoveryMode::Repair) would do to
+    /// the ledger in `path` (a dry run): the records the log would be cut
+    /// at, the segments and snapshots moved to `quarantine/`. An empty plan
+    /// means the ledger opens as it is.
     ///
     /// ```
-    /// # use syncpay::ledger::{Ledger, Options};
+    /// # use syncpay::{Ledger, LedgerOptions};
     /// let dir = tempfile::tempdir()?;
-    /// Ledger::open(dir.path(), Options::default())?.close()?;
-    /// assert!(Ledger::plan_repair(dir.path(), &Options::default())?.is_empty());
+    /// Ledger::create(dir.path(), LedgerOptions::default())?.close()?;
+    /// assert!(Ledger::plan_repair(dir.path(), &LedgerOptions::default())?.is_empty());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn plan_repair(path: impl AsRef<Path>, options: &Options) -> Result<StoreRepairPlan> {
+    pub fn plan_repair(path: impl AsRef<Path>, options: &LedgerOptions) -> Result<RepairPlan> {
+        let path = path.as_ref();
+        if !path.as_os_str().is_empty() && !ledger_exists(path, options)? {
+            return Err(Error::not_found(path.to_path_buf()));
+        }
+        let options = options
+            .clone()
+            .recovery_mode(crate::options::RecoveryMode::Repair);
         Ok(Store::<LedgerMachine>::plan_repair(
-            path.as_ref(),
-            &options.store_options(),
+            path,
+            &options.store_options(false),
         )?)
     }
 
-    /// What opening found: snapshot used, records replayed, torn tail
-    /// removed, repair done.
-    pub fn recovery(&self) -> &StoreRecovery {
+    /// What opening found: snapshot used, records replayed, damage skipped,
+    /// torn tail removed, repair done.
+    pub fn recovery(&self) -> &Recovery {
         &self.recovery
+    }
+
+    /// The directory this ledger was opened in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True if opened with [`Ledger::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!("ledger {} is open read-only", self.path.display()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn execute(&self, command: LedgerCommand, events: usize) -> Result<LedgerOutput> {
+        self.check_writable()?;
+        check_batch(events, self.batch_events_max)?;
+        let started = Instant::now();
+        let result = self.store.execute(command);
+        match &result {
+            Ok(_) => self.stats.batch(events, started.elapsed()),
+            Err(error) => crate::stats::trace_failure("execute", error),
+        }
+        Ok(result?)
     }
 
     /// Creates accounts; returns one result per account, in order. Durable
     /// when it returns `Ok`. At most [`BATCH_EVENTS_MAX`] accounts.
     ///
     /// ```
-    /// # use syncpay::ledger::{Account, CreateAccountStatus, Ledger, Options};
+    /// # use syncpay::*;
     /// # let dir = tempfile::tempdir()?;
-    /// # let ledger = Ledger::open(dir.path(), Options::default())?;
+    /// # let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
     /// let results = ledger.create_accounts(&[
     ///     Account { id: 1, ledger: 1, code: 1, ..Account::default() },
     ///     Account { id: 0, ledger: 1, code: 1, ..Account::default() },
@@ -276,14 +335,8 @@ impl Ledger {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_accounts(&self, accounts: &[Account]) -> Result<Vec<CreateAccountResult>> {
-        check_batch(accounts.len(), self.batch_events_max)?;
-        match self
-            .store
-            .execute(LedgerCommand::CreateAccounts(accounts.to_vec()))?
-        {
-            LedgerOutput::Accounts(results) => Ok(results),
-            LedgerOutput::Transfers(_) => Err(Error::Internal("transfer results for accounts")),
-        }
+        let command = LedgerCommand::CreateAccounts(accounts.to_vec());
+        Ok(self.execute(command, accounts.len())?.accounts)
     }
 
     /// Creates transfers; returns one result per transfer, in order.
@@ -291,9 +344,9 @@ impl Ledger {
     /// A retry of the same batch returns `Exists` for each created transfer.
     ///
     /// ```
-    /// # use syncpay::ledger::*;
+    /// # use syncpay::*;
     /// # let dir = tempfile::tempdir()?;
-    /// # let ledger = Ledger::open(dir.path(), Options::default())?;
+    /// # let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
     /// # ledger.create_accounts(&[1, 2].map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }))?;
     /// let pending = Transfer {
     ///     id: 7, debit_account_id: 1, credit_account_id: 2, amount: 100,
@@ -311,23 +364,17 @@ impl Ledger {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_transfers(&self, transfers: &[Transfer]) -> Result<Vec<CreateTransferResult>> {
-        check_batch(transfers.len(), self.batch_events_max)?;
-        match self
-            .store
-            .execute(LedgerCommand::CreateTransfers(transfers.to_vec()))?
-        {
-            LedgerOutput::Transfers(results) => Ok(results),
-            LedgerOutput::Accounts(_) => Err(Error::Internal("account results for transfers")),
-        }
+        let command = LedgerCommand::CreateTransfers(transfers.to_vec());
+        Ok(self.execute(command, transfers.len())?.transfers)
     }
 
     /// Looks accounts up by id; ids not found are left out. At most
     /// [`BATCH_EVENTS_MAX`] ids.
     ///
     /// ```
-    /// # use syncpay::ledger::*;
+    /// # use syncpay::*;
     /// # let dir = tempfile::tempdir()?;
-    /// # let ledger = Ledger::open(dir.path(), Options::default())?;
+    /// # let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
     /// ledger.create_accounts(&[Account { id: 3, ledger: 1, code: 1, ..Account::default() }])?;
     /// let found = ledger.lookup_accounts(&[3, 4])?;
     /// assert_eq!(found.len(), 1);
@@ -343,9 +390,9 @@ impl Ledger {
     /// [`BATCH_EVENTS_MAX`] ids.
     ///
     /// ```
-    /// # use syncpay::ledger::*;
+    /// # use syncpay::*;
     /// # let dir = tempfile::tempdir()?;
-    /// # let ledger = Ledger::open(dir.path(), Options::default())?;
+    /// # let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
     /// # ledger.create_accounts(&[1, 2].map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }))?;
     /// let transfer = Transfer { id: 9, debit_account_id: 1, credit_account_id: 2,
     ///     amount: 5, ledger: 1, code: 1, ..Transfer::default() };
@@ -363,9 +410,9 @@ impl Ledger {
     /// result, as in TigerBeetle.
     ///
     /// ```
-    /// # use syncpay::ledger::*;
+    /// # use syncpay::*;
     /// # let dir = tempfile::tempdir()?;
-    /// # let ledger = Ledger::open(dir.path(), Options::default())?;
+    /// # let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
     /// # ledger.create_accounts(&[1, 2].map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }))?;
     /// # let t = |id| Transfer { id, debit_account_id: 1, credit_account_id: 2, amount: 1, ledger: 1, code: 1, ..Transfer::default() };
     /// ledger.create_transfers(&[t(1), t(2), t(3)])?;
@@ -387,9 +434,9 @@ impl Ledger {
     /// its balances after each matching transfer. Empty for other accounts.
     ///
     /// ```
-    /// # use syncpay::ledger::*;
+    /// # use syncpay::*;
     /// # let dir = tempfile::tempdir()?;
-    /// # let ledger = Ledger::open(dir.path(), Options::default())?;
+    /// # let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
     /// let history = Account { id: 1, ledger: 1, code: 1, flags: AccountFlags::HISTORY, ..Account::default() };
     /// ledger.create_accounts(&[history, Account { id: 2, ledger: 1, code: 1, ..Account::default() }])?;
     /// # let t = |id, amount| Transfer { id, debit_account_id: 1, credit_account_id: 2, amount, ledger: 1, code: 1, ..Transfer::default() };
@@ -409,9 +456,9 @@ impl Ledger {
     /// timestamp range.
     ///
     /// ```
-    /// # use syncpay::ledger::*;
+    /// # use syncpay::*;
     /// # let dir = tempfile::tempdir()?;
-    /// # let ledger = Ledger::open(dir.path(), Options::default())?;
+    /// # let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
     /// let a = |id, code| Account { id, ledger: 1, code, ..Account::default() };
     /// ledger.create_accounts(&[a(1, 7), a(2, 8), a(3, 7)])?;
     /// let filter = QueryFilter { code: 7, limit: 10, ..QueryFilter::default() };
@@ -427,9 +474,9 @@ impl Ledger {
     /// transfers in the timestamp range until `limit` match.
     ///
     /// ```
-    /// # use syncpay::ledger::*;
+    /// # use syncpay::*;
     /// # let dir = tempfile::tempdir()?;
-    /// # let ledger = Ledger::open(dir.path(), Options::default())?;
+    /// # let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
     /// # ledger.create_accounts(&[1, 2].map(|id| Account { id, ledger: 1, code: 1, ..Account::default() }))?;
     /// let t = |id, user_data_64| Transfer { id, debit_account_id: 1, credit_account_id: 2,
     ///     amount: 1, ledger: 1, code: 1, user_data_64, ..Transfer::default() };
@@ -444,8 +491,26 @@ impl Ledger {
 
     /// Writes a snapshot now and truncates the log behind the older
     /// retained snapshot. Automatic checkpoints make calling this optional.
+    /// A failure (disk full, say) is returned and counted but poisons
+    /// nothing.
     pub fn checkpoint(&self) -> Result<CheckpointInfo> {
-        Ok(self.store.checkpoint()?)
+        self.check_writable()?;
+        let result = self.store.checkpoint();
+        match &result {
+            Ok(info) => tracing::info!(
+                target: "syncpay",
+                path = %self.path.display(),
+                lsn = info.lsn,
+                "checkpoint written"
+            ),
+            Err(error) => tracing::warn!(
+                target: "syncpay",
+                path = %self.path.display(),
+                %error,
+                "checkpoint failed"
+            ),
+        }
+        Ok(result?)
     }
 
     /// Checkpoints written and failed since open. A failed checkpoint (disk
@@ -454,12 +519,52 @@ impl Ledger {
         self.store.checkpoint_stats()
     }
 
+    /// Counters and latency figures since open: batches, events, group
+    /// commits, call latency, the log's position, checkpoints, and the
+    /// recovery report.
+    ///
+    /// ```
+    /// # use syncpay::*;
+    /// # let dir = tempfile::tempdir()?;
+    /// let ledger = Ledger::create(dir.path(), LedgerOptions::default())?;
+    /// ledger.create_accounts(&[Account { id: 1, ledger: 1, code: 1, ..Account::default() }])?;
+    /// let stats = ledger.stats();
+    /// assert_eq!((stats.batches, stats.events), (1, 1));
+    /// assert_eq!(stats.last_durable_lsn, 1);
+    /// assert!(stats.call_latency.max_ns > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let wal = self.store.wal();
+        let mut stats = self.stats.snapshot();
+        let wal_stats = wal.stats();
+        stats.group_commits = wal_stats.groups;
+        stats.fsyncs = wal_stats.syncs;
+        stats.log_submissions = wal_stats.submissions;
+        stats.fsync_latency = wal.sync_latency();
+        stats.apply_latency = self.store.apply_latency();
+        stats.last_durable_lsn = wal.next_lsn().saturating_sub(1);
+        stats.first_lsn = wal.first_lsn();
+        stats.log_segments = wal.segment_count();
+        stats.log_bytes = wal.live_bytes();
+        stats.checkpoints = self.store.checkpoint_stats();
+        stats.recovery = self.recovery.clone();
+        stats
+    }
+
     /// Checks the ledger's invariants (sums of debits and credits, pending
-    /// amounts, balance limits). An error is a bug, never bad input.
+    /// amounts, balance limits). A failure means the state is inconsistent
+    /// ([`ErrorKind::Corrupt`]): a bug or undetected damage, never bad
+    /// input. `syncpay verify` runs it.
     pub fn check_invariants(&self) -> Result<()> {
         self.store
             .read(|m| m.state.check_invariants())?
-            .map_err(Error::Invariant)
+            .map_err(|reason| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("ledger invariant violated: {reason}"),
+                )
+            })
     }
 
     /// Estimated memory held by the ledger state, per component.
@@ -467,15 +572,28 @@ impl Ledger {
         Ok(self.store.read(|m| m.state.memory_bytes())?)
     }
 
-    /// The underlying store (log sizes, LSNs).
+    /// The underlying store. Unstable.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
     pub fn store(&self) -> &Store<LedgerMachine> {
         &self.store
     }
 
+    /// Runs `f` on the ledger state (every account and transfer, for
+    /// dumps and checks).
+    pub(crate) fn read_state<R>(&self, f: impl FnOnce(&LedgerState) -> R) -> Result<R> {
+        Ok(self.store.read(|m| f(&m.state))?)
+    }
+
     /// Waits for everything submitted to be durable and applied, stops the
-    /// background threads, and reports a failure that poisoned the ledger.
-    /// Dropping the ledger does the same without reporting.
+    /// background threads, records a clean-close mark, and reports a
+    /// failure that poisoned the ledger. Dropping the ledger does the same
+    /// without reporting.
     pub fn close(self) -> Result<()> {
-        Ok(self.store.close()?)
+        let result = self.store.close();
+        if let Err(error) = &result {
+            crate::stats::trace_failure("close", error);
+        }
+        Ok(result?)
     }
 }

@@ -64,8 +64,8 @@
 use std::collections::BTreeSet;
 use std::ops::Range;
 
-use crate::chunked::ChunkedVec;
-use crate::dedup::{FailedIds, IdIndex};
+use crate::ledger::chunked::ChunkedVec;
+use crate::ledger::dedup::{FailedIds, IdIndex};
 use links::AccountLinks;
 
 use crate::ledger::{
@@ -79,7 +79,9 @@ mod invariants;
 mod links;
 mod query;
 
-pub use image::{LedgerImage, RestoreError};
+pub use image::LedgerImage;
+#[cfg(any(test, feature = "internals"))]
+pub use image::RestoreError;
 
 /// The greatest valid timestamp, 2^63 − 1 (TigerBeetle reserves the top bit).
 const TIMESTAMP_MAX: u64 = (1 << 63) - 1;
@@ -189,7 +191,7 @@ struct UndoLog {
     entries: Vec<UndoEntry>,
 }
 
-/// Estimated heap bytes per component of a [`LedgerState`].
+/// Estimated heap bytes per component of the ledger state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryUsage {
     /// The account store.

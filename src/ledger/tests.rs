@@ -9,21 +9,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::*;
-use crate::clock::SimClock;
-use crate::io::{CrashMode, SimIo};
+use crate::ErrorKind;
+use crate::storage::clock::{Clock, SimClock};
+use crate::storage::io::{CrashMode, SimIo};
 use crate::testing::ledger_gen::{self as generate, ACCOUNT_IDS_MAX, Random};
 use crate::testing::model_ledger::ModelLedger;
 use crate::testing::{cases, seed_from_env};
 
-fn sim_options(io: &SimIo, clock: &SimClock, checkpoint_interval_bytes: u64) -> Options {
-    Options {
-        segment_size_bytes: 64 << 10,
-        checkpoint_interval_bytes,
-        wal_dir: None,
-        repair: false,
-        io: Arc::new(io.clone()),
-        clock: Arc::new(clock.clone()),
-    }
+fn sim_options(io: &SimIo, clock: &SimClock, checkpoint_interval_bytes: u64) -> LedgerOptions {
+    LedgerOptions::new()
+        .segment_size_bytes(64 << 10)
+        .checkpoint_interval_bytes(checkpoint_interval_bytes)
+        .create_if_missing(true)
+        .io(Arc::new(io.clone()))
+        .clock(Arc::new(clock.clone()))
 }
 
 /// One logged batch, as the test knows it.
@@ -280,31 +279,33 @@ fn oversized_batch_is_refused_before_logging() {
     );
     let transfers = vec![Transfer::default(); max + 1];
     let error = ledger.create_transfers(&transfers).unwrap_err();
-    assert!(matches!(error, Error::BatchTooLarge { .. }), "{error}");
+    assert!(error.is_batch_too_large(), "{error}");
     let ids = vec![1u128; BATCH_EVENTS_MAX + 1];
-    assert!(matches!(
-        ledger.lookup_accounts(&ids),
-        Err(Error::BatchTooLarge { .. })
-    ));
+    assert!(
+        ledger
+            .lookup_accounts(&ids)
+            .unwrap_err()
+            .is_batch_too_large()
+    );
     assert_eq!(ledger.store().applied_lsn(), 0, "nothing was logged");
     let full = vec![Transfer::default(); max];
     assert_eq!(ledger.create_transfers(&full).unwrap().len(), max);
     // With default segments the limit is TigerBeetle's.
-    assert_eq!(Options::default().batch_events_max(), BATCH_EVENTS_MAX);
+    assert_eq!(
+        LedgerOptions::new()
+            .create_if_missing(true)
+            .batch_events_max(),
+        BATCH_EVENTS_MAX
+    );
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path(), Options::default()).unwrap();
+    let ledger = Ledger::open(dir.path(), LedgerOptions::new().create_if_missing(true)).unwrap();
     let error = ledger
         .create_transfers(&vec![Transfer::default(); BATCH_EVENTS_MAX + 1])
         .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            Error::BatchTooLarge {
-                len: 8190,
-                max: 8189
-            }
-        ),
-        "{error}"
+    assert!(error.is_batch_too_large(), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "batch of 8190 events exceeds the maximum of 8189"
     );
     let full = vec![Transfer::default(); BATCH_EVENTS_MAX];
     assert_eq!(
@@ -350,7 +351,8 @@ fn timestamps_increase_across_restarts_and_clock_jumps() {
 #[test]
 fn concurrent_callers_share_commits_and_stay_consistent() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = Arc::new(Ledger::open(dir.path(), Options::default()).unwrap());
+    let ledger =
+        Arc::new(Ledger::open(dir.path(), LedgerOptions::new().create_if_missing(true)).unwrap());
     let accounts: Vec<Account> = (1..=8u128)
         .map(|id| Account {
             id,
@@ -437,9 +439,9 @@ fn snapshot_plus_suffix_equals_full_replay() {
     assert!(from_snapshot.recovery().snapshot_lsn.is_some());
     let bytes_snapshot = image(&from_snapshot);
     drop(from_snapshot);
-    let snapshots = Path::new("/db").join(crate::store::SNAPSHOT_DIR_NAME);
-    for name in crate::io::Io::list_dir(&io, &snapshots).unwrap() {
-        crate::io::Io::remove_file(&io, &snapshots.join(name)).unwrap();
+    let snapshots = Path::new("/db").join(crate::storage::store::SNAPSHOT_DIR_NAME);
+    for name in crate::storage::io::Io::list_dir(&io, &snapshots).unwrap() {
+        crate::storage::io::Io::remove_file(&io, &snapshots.join(name)).unwrap();
     }
     let full = Ledger::open("/db", options).unwrap();
     assert_eq!(full.recovery().snapshot_lsn, None);
@@ -467,9 +469,9 @@ fn clock_beyond_the_timestamp_limit_is_refused() {
         let error = ledger.create_accounts(&[account(2)]).unwrap_err();
         assert!(
             matches!(
-                error,
-                Error::Store(crate::store::StoreError::ClockOutOfRange { now_ns }) if now_ns == now
-            ),
+                error.store_error(),
+                Some(crate::storage::store::StoreError::ClockOutOfRange { now_ns }) if *now_ns == now
+            ) && error.is_invalid_argument(),
             "{error}"
         );
         assert_eq!(ledger.store().wal().next_lsn(), next_lsn, "nothing logged");
@@ -489,25 +491,21 @@ fn unusable_paths_are_refused() {
     let io = SimIo::new(32);
     let clock = SimClock::new(1);
     let invalid = |result: Result<Ledger>| match result {
-        Err(Error::Store(crate::store::StoreError::InvalidOptions { .. })) => {}
+        Err(error) if error.kind() == ErrorKind::InvalidArgument => {}
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("opened"),
     };
     invalid(Ledger::open("", sim_options(&io, &clock, 0)));
     for wal_dir in ["/db", "/db/", "/db/snapshots", ""] {
-        let options = Options {
-            wal_dir: Some(wal_dir.into()),
-            ..sim_options(&io, &clock, 0)
-        };
+        let options = sim_options(&io, &clock, 0).wal_dir(wal_dir);
         invalid(Ledger::open("/db", options));
     }
     assert!(io.list_files().is_empty(), "{:?}", io.list_files());
     // A real directory given twice under different spellings.
     let temp = tempfile::tempdir().unwrap();
-    let options = Options {
-        wal_dir: Some(temp.path().join(".")),
-        ..Options::default()
-    };
+    let options = LedgerOptions::new()
+        .create_if_missing(true)
+        .wal_dir(temp.path().join("."));
     invalid(Ledger::open(temp.path(), options));
 }
 

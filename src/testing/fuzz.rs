@@ -7,10 +7,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{ByteChoices, Journal};
-use crate::io::{Io, OpenMode, SimIo};
-use crate::store::StateMachine;
-use crate::wal::manifest::{Manifest, ManifestFile};
-use crate::wal::{Wal, WalError, WalOptions};
+use crate::storage::io::{Io, OpenMode, SimIo};
+use crate::storage::store::StateMachine;
+use crate::storage::wal::manifest::{Manifest, ManifestFile};
+use crate::storage::wal::{Wal, WalError, WalOptions};
 
 /// Arbitrary bytes as one (or, split at a chosen point, two) segment files
 /// of a log, with a manifest listing them, opened by recovery: must yield
@@ -100,7 +100,7 @@ pub fn wal_segment_recovery(data: &[u8]) {
 /// Arbitrary bytes as a snapshot file, and as a state machine's snapshot
 /// payload: must verify or fail with a typed error, never panic.
 pub fn snapshot_decode(data: &[u8]) {
-    if let Ok((header, payload)) = crate::snapshot::decode(data) {
+    if let Ok((header, payload)) = crate::storage::snapshot::decode(data) {
         assert_eq!(header.payload_len, payload.len() as u64);
     }
     if let Ok(journal) = Journal::restore(data) {

@@ -6,8 +6,8 @@
 
 use std::io::Write;
 
-use crate::store::{ApplyContext, DecodeError, StateMachine};
-use crate::wal::Lsn;
+use crate::storage::store::{ApplyContext, DecodeError, StateMachine};
+use crate::storage::wal::Lsn;
 
 /// One applied command.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,12 +1,12 @@
 //! Support shared by tests, fuzzers and benchmarks: seeds, case counts,
 //! and re-exports of the simulators. Not part of the stable API.
 
-use crate::clock::{Clock, SystemClock};
 use crate::rng::SplitMix64;
+use crate::storage::clock::{Clock, SystemClock};
 
-pub use crate::clock::SimClock;
-pub use crate::io::{CrashMode, SimIo};
 pub use crate::rng::SplitMix64 as Rng;
+pub use crate::storage::clock::SimClock;
+pub use crate::storage::io::{CrashMode, SimIo};
 
 /// The base seed of a randomized test: `SEED` from the environment (to
 /// replay a failure), otherwise a fresh one. Printed so a run can be replayed.
@@ -18,7 +18,7 @@ pub fn seed_from_env() -> u64 {
             Err(_) => panic!("SEED must be a u64, got {value:?}"),
         },
         Err(_) => {
-            let now = SystemClock::new().realtime_ns();
+            let now = SystemClock.realtime_ns();
             SplitMix64::new(now ^ u64::from(std::process::id())).next_u64()
         }
     };

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Choices;
-use crate::io::{CrashMode, SimIo};
-use crate::wal::{Lsn, Wal, WalOptions};
+use crate::storage::io::{CrashMode, SimIo};
+use crate::storage::wal::{Lsn, Wal, WalOptions};
 
 /// What the test knows about the log: every record ever written at each
 /// LSN (the latest write wins), and the ranges that must survive.
@@ -66,6 +66,7 @@ pub fn sim_options(io: &SimIo, segment_size_bytes: u64) -> WalOptions {
         queue_depth_max: 64,
         repair: false,
         needed_from_lsn: 1,
+        read_only: false,
         io: Arc::new(io.clone()),
     }
 }

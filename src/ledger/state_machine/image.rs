@@ -45,8 +45,8 @@ use std::io::{self, Write};
 
 use super::links::AccountLinks;
 use super::{AccountRecord, HistoryRow, LedgerState, PendingStatus, UndoLog, expiry_key};
-use crate::chunked::ChunkedVec;
-use crate::dedup::{FailedIds, IdIndex};
+use crate::ledger::chunked::ChunkedVec;
+use crate::ledger::dedup::{FailedIds, IdIndex};
 use crate::ledger::{Account, Transfer};
 
 /// The first eight bytes of every image.
@@ -77,6 +77,7 @@ pub struct LedgerImage {
     failed_ids: ChunkedVec<u128>,
 }
 
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // Used by tests and benchmarks.
 impl LedgerImage {
     /// Returns the number of accounts in the image.
     pub fn account_count(&self) -> usize {
@@ -271,6 +272,7 @@ impl LedgerState {
     /// derived indexes. Never panics: any other input gives an `Err`, or a state that passes
     /// [`LedgerState::check_invariants`]. The restored ledger gives the same results as the
     /// one imaged, and writes the same image bytes.
+    #[cfg(any(test, feature = "internals"))]
     pub fn restore(bytes: &[u8]) -> Result<LedgerState, RestoreError> {
         restore(bytes, 0)
     }

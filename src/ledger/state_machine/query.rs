@@ -15,7 +15,7 @@
 use std::ops::Range;
 
 use super::{LedgerState, QUERY_RESULTS_MAX, TIMESTAMP_MAX, TIMESTAMP_MIN, timestamp_valid};
-use crate::chunked::ChunkedVec;
+use crate::ledger::chunked::ChunkedVec;
 use crate::ledger::{
     Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, QueryFilter,
     QueryFilterFlags, Transfer,

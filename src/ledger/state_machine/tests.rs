@@ -11,7 +11,7 @@ use super::{
     LedgerImage, LedgerState, NANOSECONDS_PER_SECOND, QUERY_RESULTS_MAX, TIMESTAMP_MAX,
     TIMESTAMP_MIN,
 };
-use crate::chunked::CHUNK_LEN;
+use crate::ledger::chunked::CHUNK_LEN;
 use crate::ledger::{
     AMOUNT_MAX, Account, AccountFilter, AccountFilterFlags, AccountFlags, BATCH_EVENTS_MAX,
     CreateAccountStatus, CreateTransferStatus, QueryFilter, Transfer, TransferFlags,

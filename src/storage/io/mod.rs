@@ -21,6 +21,7 @@
 //!   (the kernel may have dropped them), so callers must not retry.
 
 mod real;
+#[cfg(any(test, feature = "internals"))]
 mod sim;
 
 use std::fmt;
@@ -29,6 +30,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 pub use real::RealIo;
+#[cfg(any(test, feature = "internals"))]
 pub use sim::{CrashMode, SimIo, SimStats};
 
 /// The size of a disk sector: the unit in which a torn write keeps a prefix.
@@ -73,23 +75,15 @@ pub trait Io: Send + Sync + fmt::Debug + 'static {
 }
 
 /// An open file.
+// A file has a length; whether it is empty is never the question asked.
+#[allow(clippy::len_without_is_empty)]
 pub trait File: Send + Sync + fmt::Debug {
     /// Fills `buf` from `offset`; fails with `UnexpectedEof` past the end.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Writes all of `buf` at `offset`, extending the file if needed.
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
-    /// Appends `buf` at the current end of the file; returns its offset.
-    fn append(&self, buf: &[u8]) -> io::Result<u64> {
-        let offset = self.len()?;
-        self.write_all_at(buf, offset)?;
-        Ok(offset)
-    }
     /// Returns the length of the file in bytes.
     fn len(&self) -> io::Result<u64>;
-    /// Returns whether the file is empty.
-    fn is_empty(&self) -> io::Result<bool> {
-        Ok(self.len()? == 0)
-    }
     /// Sets the length of the file (truncates or extends with zeros).
     fn set_len(&self, len_bytes: u64) -> io::Result<()>;
     /// Extends the file to `len_bytes` by writing zeros, so that its blocks
@@ -196,6 +190,27 @@ pub(crate) fn lock_dir(io: &dyn Io, dir: &Path) -> Result<Box<dyn File>, DirStep
     Ok(file)
 }
 
+/// Locks `dir`'s lock file if there is one, creating and changing nothing
+/// (for read-only opens and dry runs): `None` if the directory or its lock
+/// file does not exist. A lock held elsewhere fails with
+/// [`DirStepError::is_locked`], so nothing reads a directory while a writer
+/// changes it.
+pub(crate) fn lock_existing(
+    io: &dyn Io,
+    dir: &Path,
+) -> Result<Option<Box<dyn File>>, DirStepError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    if !io.exists(&path).map_err(DirStepError::new("stat", &path))? {
+        return Ok(None);
+    }
+    let file = io
+        .open(&path, OpenMode::ReadOnly)
+        .map_err(DirStepError::new("open", &path))?;
+    file.try_lock_exclusive()
+        .map_err(DirStepError::new("lock", &path))?;
+    Ok(Some(file))
+}
+
 /// A name in `quarantine` for `path` with `suffix` that is not taken yet:
 /// the file's own name, or with `.1`, `.2`, ... appended.
 fn quarantine_name(
@@ -264,7 +279,10 @@ pub(crate) fn quarantine_copy(
     Ok(target)
 }
 
+/// Linux's `ENOSPC`.
+pub(crate) const ENOSPC: i32 = 28;
+
 /// True if the error is `ENOSPC` (no space left on device).
 pub fn is_no_space(error: &io::Error) -> bool {
-    error.raw_os_error() == Some(sim::ENOSPC) || error.kind() == io::ErrorKind::StorageFull
+    error.raw_os_error() == Some(ENOSPC) || error.kind() == io::ErrorKind::StorageFull
 }

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::*;
-use crate::clock::SimClock;
-use crate::io::{CrashMode, SimIo};
 use crate::rng::SplitMix64;
+use crate::storage::clock::SimClock;
+use crate::storage::io::{CrashMode, SimIo};
 use crate::testing::{Journal, cases, seed_from_env};
 
 fn dir() -> PathBuf {
@@ -22,6 +22,7 @@ fn options(io: &SimIo, clock: &SimClock, checkpoint_interval_bytes: u64) -> Stor
             queue_depth_max: 64,
             repair: false,
             needed_from_lsn: 1,
+            read_only: false,
             io: Arc::new(io.clone()),
         },
         wal_dir: None,
@@ -221,8 +222,8 @@ fn snapshot_plus_suffix_equals_full_replay() {
     drop(from_snapshot);
     let snapshot_path = dir()
         .join(SNAPSHOT_DIR_NAME)
-        .join(crate::snapshot::snapshot_file_name(80));
-    crate::io::Io::remove_file(&io, &snapshot_path).unwrap();
+        .join(crate::storage::snapshot::snapshot_file_name(80));
+    crate::storage::io::Io::remove_file(&io, &snapshot_path).unwrap();
     let (full, report) = open(&io, &clock, 0);
     assert_eq!(report.snapshot_lsn, None);
     assert_eq!(report.replayed_records, 120);

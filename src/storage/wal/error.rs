@@ -230,7 +230,7 @@ pub enum CorruptReason {
 impl WalError {
     /// Builds an [`WalError::Io`].
     /// A failed step of opening the log's directory.
-    pub(crate) fn from_dir_step(step: crate::io::DirStepError) -> WalError {
+    pub(crate) fn from_dir_step(step: crate::storage::io::DirStepError) -> WalError {
         if step.is_locked() {
             return WalError::Locked { path: step.path };
         }
@@ -248,7 +248,7 @@ impl WalError {
     /// True if this error (or the failure that poisoned the log) is `ENOSPC`.
     pub fn is_no_space(&self) -> bool {
         match self {
-            WalError::Io { source, .. } => crate::io::is_no_space(source),
+            WalError::Io { source, .. } => crate::storage::io::is_no_space(source),
             WalError::Poisoned { cause } => cause.is_no_space(),
             _ => false,
         }

@@ -27,8 +27,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::io::{File, Io, Mapping, OpenMode};
-use crate::wal::Lsn;
+use crate::storage::io::{File, Io, Mapping, OpenMode};
+use crate::storage::wal::Lsn;
 
 /// Size of the snapshot header.
 pub const SNAPSHOT_HEADER_SIZE_BYTES: usize = 64;
@@ -276,7 +276,7 @@ impl SnapshotDir {
     /// Opens (creating) the snapshot directory and removes leftover
     /// temporary files of interrupted writes.
     pub fn open(dir: &Path, io: Arc<dyn Io>) -> Result<SnapshotDir, SnapshotError> {
-        crate::io::create_dir_durable(io.as_ref(), dir)
+        crate::storage::io::create_dir_durable(io.as_ref(), dir)
             .map_err(|step| io_error(step.op, &step.path)(step.source))?;
         let snapshots = SnapshotDir {
             dir: dir.to_path_buf(),
@@ -317,8 +317,8 @@ impl SnapshotDir {
     /// path.
     pub fn quarantine(&self, lsn: Lsn) -> Result<PathBuf, SnapshotError> {
         let path = self.path(lsn);
-        let quarantine = self.dir.join(crate::wal::QUARANTINE_DIR_NAME);
-        crate::io::quarantine_file(self.io.as_ref(), &self.dir, &quarantine, &path)
+        let quarantine = self.dir.join(crate::storage::wal::QUARANTINE_DIR_NAME);
+        crate::storage::io::quarantine_file(self.io.as_ref(), &self.dir, &quarantine, &path)
             .map_err(|step| io_error(step.op, &step.path)(step.source))
     }
 
@@ -438,7 +438,7 @@ impl SnapshotDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::{CrashMode, SimIo};
+    use crate::storage::io::{CrashMode, SimIo};
 
     fn setup(seed: u64) -> (SimIo, SnapshotDir) {
         let io = SimIo::new(seed);

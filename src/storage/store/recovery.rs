@@ -22,10 +22,10 @@ use super::{
     Applied, DecodeError, RECORD_PREFIX_BYTES, SNAPSHOT_DIR_NAME, STORE_SNAPSHOT_ENVELOPE_BYTES,
     STORE_SNAPSHOT_VERSION, StateMachine, StoreError, StoreOptions, WAL_DIR_NAME,
 };
-use crate::io::{File, Io};
-use crate::snapshot::{Snapshot, SnapshotDir, SnapshotError};
-use crate::store::ApplyContext;
-use crate::wal::{Lsn, RecoveryReport, RepairPlan, Wal, WalOptions};
+use crate::storage::io::{File, Io};
+use crate::storage::snapshot::{Snapshot, SnapshotDir, SnapshotError};
+use crate::storage::store::ApplyContext;
+use crate::storage::wal::{Lsn, RecoveryReport, RepairPlan, Wal, WalOptions};
 
 /// A snapshot that recovery did not use, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,8 +92,8 @@ pub(super) struct Recovered<M> {
 }
 
 pub(super) fn lock_dir(io: &dyn Io, dir: &Path) -> Result<Box<dyn File>, StoreError> {
-    crate::io::create_dir_durable(io, dir).map_err(StoreError::from_dir_step)?;
-    crate::io::lock_dir(io, dir).map_err(StoreError::from_dir_step)
+    crate::storage::io::create_dir_durable(io, dir).map_err(StoreError::from_dir_step)?;
+    crate::storage::io::lock_dir(io, dir).map_err(StoreError::from_dir_step)
 }
 
 /// The log directory of a store in `dir`.
@@ -108,7 +108,12 @@ pub(super) fn recover<M: StateMachine>(
     dir: &Path,
     options: &StoreOptions,
 ) -> Result<Recovered<M>, StoreError> {
-    let snapshots = SnapshotDir::open(&dir.join(SNAPSHOT_DIR_NAME), options.wal.io.clone())?;
+    let snapshot_dir = dir.join(SNAPSHOT_DIR_NAME);
+    let snapshots = if options.wal.read_only {
+        SnapshotDir::existing(&snapshot_dir, options.wal.io.clone())
+    } else {
+        SnapshotDir::open(&snapshot_dir, options.wal.io.clone())?
+    };
     let mut report = StoreRecovery::default();
     let (newest, rejected) = newest_verified(&snapshots)?;
     if options.wal.repair {

@@ -23,6 +23,10 @@
 //! never has to persist a size change. The manifest (`manifest.rs`) lists
 //! the segments that must exist and carries the clean-close mark.
 
+// The API is wider than the embedded ledger uses: the replicated mode,
+// benchmarks and tests (with `internals`) use the rest.
+#![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+
 mod error;
 pub(crate) mod manifest;
 mod reader;
@@ -43,7 +47,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
-use crate::io::{File, Io, RealIo};
+use crate::storage::io::{File, Io, RealIo};
 
 pub use error::{CorruptReason, WalError};
 pub use manifest::MANIFEST_FILE_NAME;
@@ -81,7 +85,7 @@ pub const QUEUE_DEPTH_MAX_DEFAULT: usize = 4096;
 /// How many times a waiter yields before it parks (see `Shared::wait`).
 const WAIT_YIELDS_MAX: u32 = 100;
 /// Name of the lock file held while a log is open.
-pub const LOCK_FILE_NAME: &str = crate::io::LOCK_FILE_NAME;
+pub const LOCK_FILE_NAME: &str = crate::storage::io::LOCK_FILE_NAME;
 
 const _: () = assert!(
     segment_overhead_bytes(RECORD_SIZE_MAX_BYTES_DEFAULT) <= SEGMENT_SIZE_BYTES_DEFAULT,
@@ -94,7 +98,7 @@ const _: () = assert!(
 /// offset modulo 512), the frame with all its stamps, and the padding to
 /// the next sector.
 pub const fn segment_overhead_bytes(payload_len: usize) -> u64 {
-    let sector = crate::io::SECTOR_SIZE_BYTES;
+    let sector = crate::storage::io::SECTOR_SIZE_BYTES;
     segment::SEGMENT_RECORDS_START_BYTES
         + sector
         + record::frame_size_max(payload_len) as u64
@@ -105,14 +109,15 @@ pub const fn segment_overhead_bytes(payload_len: usize) -> u64 {
 pub fn record_size_max_for_segment(segment_size_bytes: u64) -> usize {
     // frame_size_max grows by at most 33 bytes per 32 of payload; start from
     // an upper bound and step down to the largest payload that fits.
-    let mut payload = segment_size_bytes.saturating_sub(4 * crate::io::SECTOR_SIZE_BYTES) as usize;
+    let mut payload =
+        segment_size_bytes.saturating_sub(4 * crate::storage::io::SECTOR_SIZE_BYTES) as usize;
     while payload > 0 && segment_overhead_bytes(payload) > segment_size_bytes {
         let excess = (segment_overhead_bytes(payload) - segment_size_bytes) as usize;
         payload = payload.saturating_sub(excess.max(1));
     }
     payload
 }
-const _: () = assert!(SEGMENT_SIZE_BYTES_MIN.is_multiple_of(crate::io::SECTOR_SIZE_BYTES));
+const _: () = assert!(SEGMENT_SIZE_BYTES_MIN.is_multiple_of(crate::storage::io::SECTOR_SIZE_BYTES));
 
 /// Options of a [`Wal`].
 #[derive(Clone, Debug)]
@@ -134,6 +139,12 @@ pub struct WalOptions {
     /// snapshot already covers) is skipped and reported instead of failing
     /// the open. Default 1: every record the log holds is needed.
     pub needed_from_lsn: Lsn,
+    /// Open without writing anything: no lock file or directory is
+    /// created, no torn tail zeroed, no leftover removed, no manifest
+    /// updated, no writer started (appends fail with [`WalError::Closed`]).
+    /// Everything is verified as in a writable open; damage that a writable
+    /// open would act on is only reported. Default false.
+    pub read_only: bool,
     /// The file system.
     pub io: Arc<dyn Io>,
 }
@@ -147,6 +158,7 @@ impl Default for WalOptions {
             queue_depth_max: QUEUE_DEPTH_MAX_DEFAULT,
             repair: false,
             needed_from_lsn: 1,
+            read_only: false,
             io: Arc::new(RealIo),
         }
     }
@@ -160,7 +172,7 @@ impl WalOptions {
         }
         if !self
             .segment_size_bytes
-            .is_multiple_of(crate::io::SECTOR_SIZE_BYTES)
+            .is_multiple_of(crate::storage::io::SECTOR_SIZE_BYTES)
         {
             return invalid("segment_size_bytes must be a multiple of 512");
         }
@@ -200,6 +212,8 @@ pub(crate) struct Shared {
     /// Counters for [`Wal::stats`].
     stats_groups: AtomicU64,
     stats_syncs: AtomicU64,
+    /// Latency of the group commits' `fdatasync`.
+    sync_latency: crate::storage::metrics::Histogram,
     stats_submissions: AtomicU64,
     /// Submissions in the writer's last group: more than one means
     /// concurrent appenders, whose waits are worth a short spin.
@@ -264,6 +278,12 @@ impl Shared {
         let cause = match &*poison {
             Some(cause) => Arc::clone(cause),
             None => {
+                tracing::error!(
+                    target: "syncpay",
+                    dir = %self.dir.display(),
+                    %error,
+                    "log poisoned by a failed write or fdatasync: every later append fails until it is reopened"
+                );
                 let cause = Arc::new(error);
                 *poison = Some(Arc::clone(&cause));
                 cause
@@ -385,7 +405,7 @@ impl Shared {
 /// A write-ahead log open on a directory.
 ///
 /// ```
-/// use syncpay::wal::{Wal, WalOptions};
+/// use syncpay::storage::wal::{Wal, WalOptions};
 /// let dir = tempfile::tempdir()?;
 /// let (wal, _report) = Wal::open(dir.path(), WalOptions::default())?;
 /// let lsn = wal.append(b"first")?; // durable when this returns
@@ -397,7 +417,7 @@ impl Shared {
 pub struct Wal {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    _lock: Box<dyn File>,
+    _lock: Option<Box<dyn File>>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -517,8 +537,13 @@ impl Wal {
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, RecoveryReport), WalError> {
         options.validate()?;
         let io = Arc::clone(&options.io);
-        crate::io::create_dir_durable(io.as_ref(), dir).map_err(WalError::from_dir_step)?;
-        let lock = crate::io::lock_dir(io.as_ref(), dir).map_err(WalError::from_dir_step)?;
+        let lock = if options.read_only {
+            crate::storage::io::lock_existing(io.as_ref(), dir).map_err(WalError::from_dir_step)?
+        } else {
+            crate::storage::io::create_dir_durable(io.as_ref(), dir)
+                .map_err(WalError::from_dir_step)?;
+            Some(crate::storage::io::lock_dir(io.as_ref(), dir).map_err(WalError::from_dir_step)?)
+        };
         let recovery::Recovered {
             segments,
             next_lsn,
@@ -538,13 +563,14 @@ impl Wal {
             next_index,
         };
         let (tx, rx) = crossbeam_channel::bounded(options.queue_depth_max);
+        let read_only = options.read_only;
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             options,
             sequencer: Mutex::new(Sequencer {
                 next_lsn,
                 next_ticket: 1,
-                tx: Some(tx),
+                tx: (!read_only).then_some(tx),
             }),
             poison: Mutex::new(None),
             poisoned: AtomicBool::new(false),
@@ -555,16 +581,21 @@ impl Wal {
             durable_next_lsn: AtomicU64::new(next_lsn),
             stats_groups: AtomicU64::new(0),
             stats_syncs: AtomicU64::new(0),
+            sync_latency: crate::storage::metrics::Histogram::default(),
             stats_submissions: AtomicU64::new(0),
             last_group_submissions: std::sync::atomic::AtomicUsize::new(1),
             completed: Mutex::new(Completed::default()),
             waiters: Mutex::new(Vec::new()),
         });
-        let writer = writer::spawn(Arc::clone(&shared), rx, start)?;
+        let writer = if read_only {
+            None
+        } else {
+            Some(writer::spawn(Arc::clone(&shared), rx, start)?)
+        };
         Ok((
             Wal {
                 shared,
-                writer: Mutex::new(Some(writer)),
+                writer: Mutex::new(writer),
                 _lock: lock,
             },
             report,
@@ -579,7 +610,7 @@ impl Wal {
         options.validate()?;
         let io = options.io.as_ref();
         // Hold the lock while reading, so that no open log changes under us.
-        let _lock = crate::io::lock_dir(io, dir).map_err(WalError::from_dir_step)?;
+        let _lock = crate::storage::io::lock_existing(io, dir).map_err(WalError::from_dir_step)?;
         recovery::plan_repair(dir, options)
     }
 
@@ -821,6 +852,22 @@ impl Wal {
             syncs: self.shared.stats_syncs.load(Ordering::Relaxed),
             submissions: self.shared.stats_submissions.load(Ordering::Relaxed),
         }
+    }
+
+    /// Latency of the group commits' `fdatasync` since open.
+    pub fn sync_latency(&self) -> crate::storage::metrics::LatencySummary {
+        self.shared.sync_latency.summary()
+    }
+
+    /// The live segments: (index, file, first LSN, one past the last LSN,
+    /// bytes up to the end of the last record).
+    pub fn segment_infos(&self) -> Vec<(u64, PathBuf, Lsn, Lsn, u64)> {
+        self.shared
+            .segments
+            .read()
+            .iter()
+            .map(|s| (s.index, s.path.clone(), s.base_lsn, s.end_lsn, s.end_offset))
+            .collect()
     }
 
     /// Number of live segment files.

@@ -40,7 +40,7 @@ use crate::rng::SplitMix64;
 /// `EIO` on Linux.
 pub(crate) const EIO: i32 = 5;
 /// `ENOSPC` on Linux.
-pub(crate) const ENOSPC: i32 = 28;
+pub(crate) use super::ENOSPC;
 
 /// What survives a simulated crash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -911,7 +911,7 @@ mod tests {
         io.set_space_budget(Some(10));
         file.write_all_at(b"0123456789", 0).unwrap();
         let error = file.write_all_at(b"x", 10).unwrap_err();
-        assert!(crate::io::is_no_space(&error));
+        assert!(crate::storage::io::is_no_space(&error));
         assert_eq!(file.len().unwrap(), 10);
         // Overwriting in place needs no space.
         file.write_all_at(b"x", 0).unwrap();

@@ -62,11 +62,6 @@ impl<T: Clone> ChunkedVec<T> {
         self.full.len() * CHUNK_LEN + self.tail.len()
     }
 
-    /// Returns true when the vector holds no element.
-    pub fn is_empty(&self) -> bool {
-        self.full.is_empty() && self.tail.is_empty()
-    }
-
     /// Returns the element at `index`, if any.
     #[inline]
     pub fn get(&self, index: usize) -> Option<&T> {
@@ -250,10 +245,10 @@ mod tests {
         vector.push(1);
         assert_eq!(vector.chunks().count(), 2);
         vector.truncate(0);
-        assert!(vector.is_empty());
+        assert_eq!(vector.len(), 0);
         assert_eq!(vector.chunks().count(), 0);
         vector.truncate(5);
-        assert!(vector.is_empty());
+        assert_eq!(vector.len(), 0);
         vector.push(4);
         assert_eq!(vector.get(0), Some(&4));
         assert!(vector.memory_bytes() >= CHUNK_LEN * 8);

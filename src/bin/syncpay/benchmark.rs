@@ -15,13 +15,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::io::{Io, OpenMode, RealIo};
-use crate::ledger::{
-    Account, AccountFilter, AccountFilterFlags, BATCH_EVENTS_MAX, CreateTransferStatus, Ledger,
-    Options, QueryFilter, Transfer, TransferFlags,
-};
 use crate::rng::SplitMix64;
+use syncpay::{
+    AMOUNT_MAX, Account, AccountFilter, AccountFilterFlags, BATCH_EVENTS_MAX, CreateAccountStatus,
+    CreateTransferStatus, Ledger, LedgerOptions, QueryFilter, Transfer, TransferFlags,
+};
+
+/// A failed benchmark run: what went wrong, for the person running it.
+#[derive(Debug)]
+pub struct BenchmarkError(String);
+
+impl fmt::Display for BenchmarkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BenchmarkError {}
+
+impl From<syncpay::Error> for BenchmarkError {
+    fn from(error: syncpay::Error) -> Self {
+        BenchmarkError(error.to_string())
+    }
+}
+
+type Result<T, E = BenchmarkError> = std::result::Result<T, E>;
+
+fn fail(message: impl Into<String>) -> BenchmarkError {
+    BenchmarkError(message.into())
+}
 
 /// How accounts are chosen for transfers.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -60,7 +82,7 @@ pub struct BenchmarkConfig {
     /// Show a progress bar (only drawn on a terminal).
     pub progress: bool,
     /// Ledger options (segment size, checkpoint interval).
-    pub options: Options,
+    pub options: LedgerOptions,
 }
 
 impl Default for BenchmarkConfig {
@@ -76,7 +98,7 @@ impl Default for BenchmarkConfig {
             seed: 42,
             directory: None,
             progress: true,
-            options: Options::default(),
+            options: LedgerOptions::default(),
         }
     }
 }
@@ -111,32 +133,48 @@ pub struct BenchmarkReport {
 /// Runs the benchmark.
 pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
     if config.transfer_batch_size == 0 || config.transfer_batch_size > BATCH_EVENTS_MAX {
-        return Err(Error::BatchTooLarge {
-            len: config.transfer_batch_size,
-            max: BATCH_EVENTS_MAX,
-        });
+        return Err(fail(format!(
+            "--transfer-batch-size must be between 1 and {BATCH_EVENTS_MAX}, got {}",
+            config.transfer_batch_size
+        )));
+    }
+    if config.clients == 0 {
+        return Err(fail("--clients must be at least 1"));
     }
     let temp;
     let path: PathBuf = match &config.directory {
         Some(path) => path.clone(),
         None => {
-            temp = tempfile::tempdir().map_err(|e| store_io("tempdir", Path::new("."), e))?;
+            temp = tempfile::tempdir()
+                .map_err(|e| fail(format!("cannot create a temporary directory: {e}")))?;
             temp.path().join("ledger")
         }
     };
     let resident_before = resident_bytes();
-    let ledger = Arc::new(Ledger::open(&path, config.options.clone())?);
+    // A new ledger only: the workload's ids would collide with an existing
+    // one's (every transfer `exists`), which measures nothing.
+    let ledger = Ledger::create(&path, config.options.clone()).map_err(|e| {
+        if e.kind() == syncpay::ErrorKind::AlreadyExists {
+            fail(format!(
+                "--directory {} is not empty: the benchmark needs a new, empty directory",
+                path.display()
+            ))
+        } else {
+            e.into()
+        }
+    })?;
+    let ledger = Arc::new(ledger);
     create_accounts(&ledger, &config)?;
     let load = run_load(&ledger, &config)?;
     let reads = run_reads(&ledger, &config, load.transfers_created)?;
     let resident_bytes = resident_bytes().saturating_sub(resident_before);
     let estimated_bytes = ledger.memory_usage()?.total_bytes() as u64;
     let mut invariants = ledger.check_invariants().map_err(|e| e.to_string());
-    let ledger = Arc::try_unwrap(ledger).map_err(|_| Error::Internal("ledger still shared"))?;
+    let ledger = Arc::try_unwrap(ledger).map_err(|_| fail("ledger still shared by a client"))?;
     ledger.close()?;
     let disk_bytes = (
-        dir_bytes(&path.join(crate::store::WAL_DIR_NAME)),
-        dir_bytes(&path.join(crate::store::SNAPSHOT_DIR_NAME)),
+        dir_bytes(&path.join("wal")),
+        dir_bytes(&path.join("snapshots")),
     );
     let start = Instant::now();
     let reopened = Ledger::open(&path, config.options.clone())?;
@@ -178,14 +216,6 @@ fn summary(config: &BenchmarkConfig) -> String {
     )
 }
 
-fn store_io(op: &'static str, path: &Path, source: std::io::Error) -> Error {
-    Error::Store(crate::store::StoreError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 fn account_id(index: u64) -> u128 {
     u128::from(index) + 1
 }
@@ -205,11 +235,9 @@ fn create_accounts(ledger: &Ledger, config: &BenchmarkConfig) -> Result<()> {
         let results = ledger.create_accounts(&accounts)?;
         if let Some(failed) = results
             .iter()
-            .find(|r| r.status != crate::ledger::CreateAccountStatus::Created)
+            .find(|r| r.status != CreateAccountStatus::Created)
         {
-            return Err(Error::Invariant(format!(
-                "account creation failed: {failed:?}"
-            )));
+            return Err(fail(format!("account creation failed: {failed:?}")));
         }
     }
     Ok(())
@@ -294,10 +322,7 @@ impl Client {
                 // A post of `AMOUNT_MAX` posts the full pending amount; a
                 // void names no amount (0 means the pending amount).
                 let (flags, amount) = if self.rng.chance(9, 10) {
-                    (
-                        TransferFlags::POST_PENDING_TRANSFER,
-                        crate::ledger::AMOUNT_MAX,
-                    )
+                    (TransferFlags::POST_PENDING_TRANSFER, AMOUNT_MAX)
                 } else {
                     (TransferFlags::VOID_PENDING_TRANSFER, 0)
                 };
@@ -398,7 +423,7 @@ fn run_load(ledger: &Arc<Ledger>, config: &BenchmarkConfig) -> Result<LoadResult
     for thread in threads {
         let client = thread
             .join()
-            .map_err(|_| Error::Internal("a benchmark client panicked"))?;
+            .map_err(|_| fail("a benchmark client panicked"))?;
         latencies.extend(client?);
     }
     let duration = start.elapsed();
@@ -501,14 +526,13 @@ pub fn resident_bytes() -> u64 {
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
-    let io = RealIo;
-    let Ok(names) = io.list_dir(dir) else {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
-    names
-        .iter()
-        .filter_map(|name| io.open(&dir.join(name), OpenMode::ReadOnly).ok())
-        .filter_map(|file| file.len().ok())
+    entries
+        .filter_map(|entry| entry.ok()?.metadata().ok())
+        .filter(|metadata| metadata.is_file())
+        .map(|metadata| metadata.len())
         .sum()
 }
 

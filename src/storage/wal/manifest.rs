@@ -41,12 +41,12 @@
 use std::path::{Path, PathBuf};
 
 use super::{Lsn, WalError};
-use crate::io::{File, Io, OpenMode};
+use crate::storage::io::{File, Io, OpenMode};
 
 /// Name of the manifest file in the log directory.
 pub const MANIFEST_FILE_NAME: &str = "MANIFEST";
 /// Size of one manifest slot: one sector, so that it is written atomically.
-pub const MANIFEST_SLOT_BYTES: usize = crate::io::SECTOR_SIZE_BYTES as usize;
+pub const MANIFEST_SLOT_BYTES: usize = crate::storage::io::SECTOR_SIZE_BYTES as usize;
 /// Magic bytes opening every manifest slot.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"SYNCPAYM";
 /// The manifest format this code writes and reads.
@@ -325,7 +325,7 @@ impl ManifestFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::SimIo;
+    use crate::storage::io::SimIo;
 
     // Goal: updates alternate slots, the newest valid slot wins, a rotted
     // slot is reported and the other used, both rotted is an error.

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::*;
-use crate::io::{CrashMode, Io, SimIo};
 use crate::rng::SplitMix64;
+use crate::storage::io::{CrashMode, Io, SimIo};
 use crate::testing::seed_from_env;
 use crate::testing::wal_model::{dir, payload, sim_options};
 
@@ -498,7 +498,7 @@ fn real_io_round_trip() {
     assert_eq!(records.len(), 1000);
     assert_eq!(records[999].1, 999u64.to_le_bytes());
     assert!(
-        crate::io::RealIo
+        crate::storage::io::RealIo
             .exists(&path.join(LOCK_FILE_NAME))
             .unwrap()
     );
@@ -652,9 +652,11 @@ fn torn_last_write_at_every_sector_boundary() {
 
 /// Writes `bytes` as the whole file at `path` (created if missing).
 fn put_file(io: &SimIo, path: &Path, bytes: &[u8]) {
-    let file = match io.open(path, crate::io::OpenMode::ReadWrite) {
+    let file = match io.open(path, crate::storage::io::OpenMode::ReadWrite) {
         Ok(file) => file,
-        Err(_) => io.open(path, crate::io::OpenMode::CreateNew).unwrap(),
+        Err(_) => io
+            .open(path, crate::storage::io::OpenMode::CreateNew)
+            .unwrap(),
     };
     file.set_len(0).unwrap();
     file.write_all_at(bytes, 0).unwrap();

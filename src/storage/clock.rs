@@ -5,44 +5,29 @@
 //! assigned to batches, expiry of pending transfers) is deterministic.
 //!
 //! Invariant: no other module calls `SystemTime::now` or `Instant::now` on a
-//! path that influences stored state.
+//! path that influences stored state (latency metrics read `Instant`, and
+//! nothing stored depends on them).
 
 use std::fmt;
 use std::sync::Arc;
+#[cfg(any(test, feature = "internals"))]
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of time.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Wall-clock time in nanoseconds since the Unix epoch. May jump.
     fn realtime_ns(&self) -> u64;
-    /// Monotonic time in nanoseconds since an arbitrary origin.
-    fn monotonic_ns(&self) -> u64;
 }
 
-/// The operating system's clocks.
-#[derive(Debug)]
-pub struct SystemClock {
-    origin: Instant,
-}
+/// The operating system's clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
 
 impl SystemClock {
-    /// A system clock whose monotonic origin is now.
-    pub fn new() -> SystemClock {
-        SystemClock {
-            origin: Instant::now(),
-        }
-    }
-
-    /// A shared system clock, the default of every `Options`.
+    /// A shared system clock, the default of every ledger.
     pub fn shared() -> Arc<dyn Clock> {
-        Arc::new(SystemClock::new())
-    }
-}
-
-impl Default for SystemClock {
-    fn default() -> Self {
-        SystemClock::new()
+        Arc::new(SystemClock)
     }
 }
 
@@ -55,32 +40,27 @@ impl Clock for SystemClock {
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
             .unwrap_or(0)
     }
-
-    fn monotonic_ns(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
 }
 
 /// A clock that moves only when told to. Cloning shares the same time.
+#[cfg(any(test, feature = "internals"))]
 #[derive(Clone, Debug, Default)]
 pub struct SimClock {
     realtime_ns: Arc<AtomicU64>,
-    monotonic_ns: Arc<AtomicU64>,
 }
 
+#[cfg(any(test, feature = "internals"))]
 impl SimClock {
-    /// A simulated clock reading `realtime_ns` (and 0 monotonic).
+    /// A simulated clock reading `realtime_ns`.
     pub fn new(realtime_ns: u64) -> SimClock {
         SimClock {
             realtime_ns: Arc::new(AtomicU64::new(realtime_ns)),
-            monotonic_ns: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Moves both clocks forward by `delta_ns`.
+    /// Moves the clock forward by `delta_ns`.
     pub fn advance_ns(&self, delta_ns: u64) {
         self.realtime_ns.fetch_add(delta_ns, Ordering::SeqCst);
-        self.monotonic_ns.fetch_add(delta_ns, Ordering::SeqCst);
     }
 
     /// Sets the wall clock (it may go backwards, like a real one).
@@ -89,12 +69,9 @@ impl SimClock {
     }
 }
 
+#[cfg(any(test, feature = "internals"))]
 impl Clock for SimClock {
     fn realtime_ns(&self) -> u64 {
         self.realtime_ns.load(Ordering::SeqCst)
-    }
-
-    fn monotonic_ns(&self) -> u64 {
-        self.monotonic_ns.load(Ordering::SeqCst)
     }
 }

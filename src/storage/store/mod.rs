@@ -21,6 +21,10 @@
 //!   snapshots, so if the newest snapshot is damaged, the older one plus a
 //!   longer replay still recovers everything.
 
+// The API is wider than the embedded ledger uses: the replicated mode,
+// benchmarks and tests (with `internals`) use the rest.
+#![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+
 mod recovery;
 
 #[cfg(test)]
@@ -35,10 +39,10 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use parking_lot::{Mutex, RwLock};
 
-use crate::clock::{Clock, SystemClock};
-use crate::io::File;
-use crate::snapshot::{SnapshotDir, SnapshotError};
-use crate::wal::{Lsn, Wal, WalError, WalOptions};
+use crate::storage::clock::{Clock, SystemClock};
+use crate::storage::io::File;
+use crate::storage::snapshot::{SnapshotDir, SnapshotError};
+use crate::storage::wal::{Lsn, Wal, WalError, WalOptions};
 
 pub use recovery::{RejectedSnapshot, StoreRecovery, StoreRepairPlan};
 
@@ -161,7 +165,7 @@ pub enum StoreError {
         snapshots_rejected: Vec<RejectedSnapshot>,
         /// Log damage that recovery skipped because a rejected snapshot was
         /// expected to cover it (why the log starts where it does).
-        log_damage: Vec<crate::wal::Damage>,
+        log_damage: Vec<crate::storage::wal::Damage>,
     },
     /// A snapshot covers records the log does not have.
     #[error("snapshot covers lsn {snapshot_lsn} but the log ends before lsn {log_next_lsn}")]
@@ -221,7 +225,7 @@ fn list_rejected(rejected: &[RejectedSnapshot]) -> String {
         .collect()
 }
 
-fn list_damage(damage: &[crate::wal::Damage]) -> String {
+fn list_damage(damage: &[crate::storage::wal::Damage]) -> String {
     damage.iter().map(|d| format!("; log damage {d}")).collect()
 }
 
@@ -230,7 +234,7 @@ pub const TIMESTAMP_LIMIT_NS: u64 = 1 << 63;
 
 impl StoreError {
     /// A failed step of opening the store's directory.
-    pub(crate) fn from_dir_step(step: crate::io::DirStepError) -> StoreError {
+    pub(crate) fn from_dir_step(step: crate::storage::io::DirStepError) -> StoreError {
         if step.is_locked() {
             return StoreError::Locked { path: step.path };
         }
@@ -246,9 +250,9 @@ impl StoreError {
         match self {
             StoreError::Wal(error) => error.is_no_space(),
             StoreError::Snapshot(SnapshotError::Io { source, .. }) => {
-                crate::io::is_no_space(source)
+                crate::storage::io::is_no_space(source)
             }
-            StoreError::Io { source, .. } => crate::io::is_no_space(source),
+            StoreError::Io { source, .. } => crate::storage::io::is_no_space(source),
             StoreError::Poisoned { cause } => cause.is_no_space(),
             _ => false,
         }
@@ -320,6 +324,8 @@ struct Core<M: StateMachine> {
     /// The LSN whose command applies next: commands apply in log order.
     turnstile: Mutex<Lsn>,
     turnstile_changed: parking_lot::Condvar,
+    /// Latency of applying commands (write-only metrics).
+    apply_latency: crate::storage::metrics::Histogram,
 }
 
 /// A caller's turn to apply its command: waited for in LSN order, and
@@ -397,7 +403,7 @@ pub struct CheckpointStats {
 /// A state machine made durable by a log and snapshots.
 ///
 /// ```
-/// use syncpay::store::{ApplyContext, DecodeError, StateMachine, Store, StoreOptions};
+/// use syncpay::storage::store::{ApplyContext, DecodeError, StateMachine, Store, StoreOptions};
 ///
 /// /// A counter: the simplest deterministic state machine.
 /// struct Counter(u64);
@@ -435,7 +441,8 @@ pub struct CheckpointStats {
 pub struct Store<M: StateMachine> {
     core: Arc<Core<M>>,
     checkpointer: Option<Checkpointer>,
-    _lock: Box<dyn File>,
+    _lock: Option<Box<dyn File>>,
+    read_only: bool,
 }
 
 struct Checkpointer {
@@ -453,7 +460,7 @@ impl<M: StateMachine> std::fmt::Debug for Store<M> {
 }
 
 /// Name of the store's lock file.
-pub const LOCK_FILE_NAME: &str = crate::io::LOCK_FILE_NAME;
+pub const LOCK_FILE_NAME: &str = crate::storage::io::LOCK_FILE_NAME;
 /// Subdirectory holding the log.
 pub const WAL_DIR_NAME: &str = "wal";
 /// Subdirectory holding the snapshots.
@@ -467,7 +474,13 @@ impl<M: StateMachine> Store<M> {
         options: StoreOptions,
     ) -> Result<(Store<M>, StoreRecovery), StoreError> {
         validate_paths(dir, &options)?;
-        let lock = recovery::lock_dir(options.wal.io.as_ref(), dir)?;
+        let read_only = options.wal.read_only;
+        let lock = if read_only {
+            crate::storage::io::lock_existing(options.wal.io.as_ref(), dir)
+                .map_err(StoreError::from_dir_step)?
+        } else {
+            Some(recovery::lock_dir(options.wal.io.as_ref(), dir)?)
+        };
         let recovered = recovery::recover::<M>(dir, &options)?;
         let applied_lsn = recovered.applied.applied_lsn;
         let core = Arc::new(Core {
@@ -488,8 +501,9 @@ impl<M: StateMachine> Store<M> {
             poisoned: AtomicBool::new(false),
             turnstile: Mutex::new(applied_lsn + 1),
             turnstile_changed: parking_lot::Condvar::new(),
+            apply_latency: crate::storage::metrics::Histogram::default(),
         });
-        let checkpointer = if options.checkpoint_interval_bytes > 0 {
+        let checkpointer = if options.checkpoint_interval_bytes > 0 && !read_only {
             Some(Checkpointer::spawn(Arc::clone(&core))?)
         } else {
             None
@@ -498,6 +512,7 @@ impl<M: StateMachine> Store<M> {
             core,
             checkpointer,
             _lock: lock,
+            read_only,
         };
         Ok((store, recovered.report))
     }
@@ -509,7 +524,8 @@ impl<M: StateMachine> Store<M> {
     pub fn plan_repair(dir: &Path, options: &StoreOptions) -> Result<StoreRepairPlan, StoreError> {
         validate_paths(dir, options)?;
         let io = options.wal.io.as_ref();
-        let _lock = crate::io::lock_dir(io, dir).map_err(StoreError::from_dir_step)?;
+        let _lock =
+            crate::storage::io::lock_existing(io, dir).map_err(StoreError::from_dir_step)?;
         recovery::plan_repair(dir, options)
     }
 
@@ -560,7 +576,9 @@ impl<M: StateMachine> Store<M> {
         // An earlier command may have failed while this one waited.
         core.check_poison()?;
         let context = ApplyContext { lsn, timestamp };
+        let apply_started = std::time::Instant::now();
         let output = applied.machine.apply(command, context);
+        core.apply_latency.record(apply_started.elapsed());
         applied.applied_lsn = lsn;
         applied.last_timestamp = timestamp;
         let durable = core.wal.wait(submitted.ticket);
@@ -597,6 +615,9 @@ impl<M: StateMachine> Store<M> {
     /// poisons nothing: every command stays in the log.
     pub fn checkpoint(&self) -> Result<CheckpointInfo, StoreError> {
         self.core.check_poison()?;
+        if self.read_only {
+            return Err(StoreError::Closed);
+        }
         self.core.checkpoint_counted()
     }
 
@@ -619,6 +640,11 @@ impl<M: StateMachine> Store<M> {
             self.core.checkpoint_done.wait(&mut stats);
         }
         stats.clone()
+    }
+
+    /// Latency of applying commands to the state since open.
+    pub fn apply_latency(&self) -> crate::storage::metrics::LatencySummary {
+        self.core.apply_latency.summary()
     }
 
     /// The log (for inspection: sizes, LSNs).
@@ -664,6 +690,9 @@ impl<M: StateMachine> Core<M> {
 
     fn poison(&self, error: StoreError) -> StoreError {
         let mut poison = self.poison.lock();
+        if poison.is_none() {
+            tracing::error!(target: "syncpay", %error, "store poisoned: every later call fails until it is reopened");
+        }
         let cause = Arc::clone(poison.get_or_insert_with(|| Arc::new(error)));
         self.poisoned.store(true, Ordering::SeqCst);
         StoreError::Poisoned { cause }

@@ -37,7 +37,7 @@ use super::manifest::ManifestFile;
 use super::recovery::{SPARSE_INTERVAL_BYTES, Spare};
 use super::segment::{self, SEGMENT_RECORDS_START_BYTES, Segment, SegmentHeader};
 use super::{Completion, Lsn, Shared, WalError};
-use crate::io::{File, Io, OpenMode};
+use crate::storage::io::{File, Io, OpenMode};
 
 /// The longest a group waits for appenders expected to join it. About one
 /// `fdatasync` on a virtio disk: waiting longer would cost more than the
@@ -415,10 +415,13 @@ impl Writer {
             .file
             .write_all_at(bytes, active.offset)
             .map_err(|e| WalError::io("write", &active.path, e))?;
+        let sync_started = std::time::Instant::now();
         active
             .file
             .sync_data()
             .map_err(|e| WalError::io("sync_data", &active.path, e))?;
+        // Write-only metrics: never read on a path that influences state.
+        self.shared.sync_latency.record(sync_started.elapsed());
         self.shared.stats_syncs.fetch_add(1, Ordering::Relaxed);
         active.offset += pending.len as u64;
         let first_publish = active.header_pending;

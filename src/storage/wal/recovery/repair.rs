@@ -22,10 +22,12 @@ use std::path::{Path, PathBuf};
 use parking_lot::Mutex;
 
 use super::{Analysis, Damage, Mode, analyze, list};
-use crate::io::{File, Io, OpenMode};
-use crate::wal::manifest::{MANIFEST_FILE_NAME, Manifest, ManifestFile};
-use crate::wal::segment::{self, SEGMENT_RECORDS_START_BYTES, SegmentHeader, SegmentHeaderSlot};
-use crate::wal::{CorruptReason, Lsn, QUARANTINE_DIR_NAME, WalError, WalOptions};
+use crate::storage::io::{File, Io, OpenMode};
+use crate::storage::wal::manifest::{MANIFEST_FILE_NAME, Manifest, ManifestFile};
+use crate::storage::wal::segment::{
+    self, SEGMENT_RECORDS_START_BYTES, SegmentHeader, SegmentHeaderSlot,
+};
+use crate::storage::wal::{CorruptReason, Lsn, QUARANTINE_DIR_NAME, WalError, WalOptions};
 
 /// What a repair does (or did), and why.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,7 +57,7 @@ impl RepairPlan {
             .saturating_sub(self.removed_lsns.start)
     }
 
-    pub(in crate::wal) fn merge(&mut self, later: RepairPlan) {
+    pub(in crate::storage::wal) fn merge(&mut self, later: RepairPlan) {
         self.damage.extend(later.damage);
         self.actions.extend(later.actions);
         if later.cut_lsn.is_some() {
@@ -305,7 +307,7 @@ fn cut(
         // A repair interrupted after creating it: reuse.
         std::sync::Arc::from(open_rw(io, &path)?)
     } else {
-        crate::wal::writer::prepare_segment(
+        crate::storage::wal::writer::prepare_segment(
             io,
             dir,
             index,
@@ -346,7 +348,7 @@ fn rewrite_header(
     let segment::EntryKind::Segment(index) = index else {
         return Ok(());
     };
-    let size_bytes = if len.is_multiple_of(crate::io::SECTOR_SIZE_BYTES) {
+    let size_bytes = if len.is_multiple_of(crate::storage::io::SECTOR_SIZE_BYTES) {
         len
     } else {
         options.segment_size_bytes
@@ -378,7 +380,7 @@ fn quarantine(dir: &Path, io: &dyn Io, path: &Path) -> Result<(), WalError> {
     if !io.exists(path).map_err(|e| WalError::io("stat", path, e))? {
         return Ok(()); // Moved by an interrupted earlier repair.
     }
-    crate::io::quarantine_file(io, dir, &dir.join(QUARANTINE_DIR_NAME), path)
+    crate::storage::io::quarantine_file(io, dir, &dir.join(QUARANTINE_DIR_NAME), path)
         .map_err(WalError::from_dir_step)?;
     Ok(())
 }
@@ -391,7 +393,7 @@ fn save_copy(
     suffix: &str,
     bytes: &[u8],
 ) -> Result<(), WalError> {
-    crate::io::quarantine_copy(io, &dir.join(QUARANTINE_DIR_NAME), path, suffix, bytes)
+    crate::storage::io::quarantine_copy(io, &dir.join(QUARANTINE_DIR_NAME), path, suffix, bytes)
         .map_err(WalError::from_dir_step)?;
     Ok(())
 }

@@ -35,7 +35,7 @@ pub const RECORD_HEADER_SIZE_BYTES: usize = 32;
 /// Frames start and end at multiples of this.
 pub const RECORD_ALIGN_BYTES: usize = 32;
 /// The unit a torn write keeps or loses, and the stamp interval.
-pub const SECTOR_BYTES: usize = crate::io::SECTOR_SIZE_BYTES as usize;
+pub const SECTOR_BYTES: usize = crate::storage::io::SECTOR_SIZE_BYTES as usize;
 /// Size of the stamp at the start of every sector a frame body enters.
 pub const STAMP_SIZE_BYTES: usize = 8;
 /// The high half of every stamp: never zero, so a stamp is never zero.

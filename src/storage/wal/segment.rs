@@ -31,12 +31,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Lsn;
-use crate::io::File;
+use crate::storage::io::File;
 
 /// Size of the segment header.
 pub const SEGMENT_HEADER_SIZE_BYTES: usize = 64;
 /// Frames start at or after this offset: the header has a sector to itself.
-pub const SEGMENT_RECORDS_START_BYTES: u64 = crate::io::SECTOR_SIZE_BYTES;
+pub const SEGMENT_RECORDS_START_BYTES: u64 = crate::storage::io::SECTOR_SIZE_BYTES;
 /// Magic bytes opening every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SYNCPAYW";
 /// The segment format this code writes and reads. Version 1 (no sector

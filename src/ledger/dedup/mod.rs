@@ -31,7 +31,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
-use crate::chunked::ChunkedVec;
+use crate::ledger::chunked::ChunkedVec;
 
 /// The full 128-bit product of `a` and `b`, folded to 64 bits by XOR of its halves.
 const fn folded_multiply(a: u64, b: u64) -> u64 {
@@ -342,11 +342,6 @@ impl<V: IndexValue> IdIndex<V> {
         self.occupied + usize::from(self.zero_value.is_some())
     }
 
-    /// Returns true when the index holds no entry.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The home bucket of a key (the table must be non-empty).
     #[inline]
     fn home(&self, id: u128) -> usize {
@@ -491,27 +486,16 @@ impl<V: IndexValue> IdIndex<V> {
 /// again (TigerBeetle's `id_already_failed`).
 ///
 /// The ids are also kept in insertion order in a [`ChunkedVec`], which makes the set cheap to
-/// snapshot (see [`FailedIds::log`]) and independent of hash keys when written out, and lets
-/// [`FailedIds::rollback`] undo the latest insertions. `LedgerState` records a burnt id only
-/// after a broken linked chain was rolled back (the burnt id must survive the rollback), so
-/// the ledger itself never rolls this set back; the support is there for callers that stage
-/// ids speculatively, such as a replicated session table.
+/// snapshot (see [`FailedIds::log`]) and independent of hash keys when written out.
+/// `LedgerState` records a burnt id only after a broken linked chain was rolled back (the
+/// burnt id must survive the rollback), so the set is never rolled back itself.
 #[derive(Clone, Debug, Default)]
 pub struct FailedIds {
     index: IdIndex<()>,
     log: ChunkedVec<u128>,
 }
 
-/// A position in the insertion log of [`FailedIds`], to roll back to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FailedIdsMark(usize);
-
 impl FailedIds {
-    /// Returns an empty set.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Rebuilds the set from ids in insertion order; returns the first duplicate as `Err`.
     pub fn from_log(log: ChunkedVec<u128>) -> Result<Self, u128> {
         let mut index = IdIndex::with_capacity(log.len());
@@ -536,31 +520,6 @@ impl FailedIds {
     #[inline]
     pub fn contains(&self, id: u128) -> bool {
         self.index.contains(id)
-    }
-
-    /// Returns the number of ids.
-    pub fn len(&self) -> usize {
-        self.log.len()
-    }
-
-    /// Returns true when no id failed yet.
-    pub fn is_empty(&self) -> bool {
-        self.log.is_empty()
-    }
-
-    /// Returns the current position, to which [`FailedIds::rollback`] can return.
-    pub fn mark(&self) -> FailedIdsMark {
-        FailedIdsMark(self.log.len())
-    }
-
-    /// Removes every id inserted after `mark` was taken.
-    pub fn rollback(&mut self, mark: FailedIdsMark) {
-        for position in mark.0..self.log.len() {
-            if let Some(id) = self.log.get(position) {
-                self.index.remove(*id);
-            }
-        }
-        self.log.truncate(mark.0);
     }
 
     /// Returns the ids in insertion order; cloning it is a cheap snapshot.
@@ -691,22 +650,17 @@ mod tests {
         assert_eq!(map.get(&5), Some(&1));
     }
 
-    // Goal: FailedIds is exact, keeps insertion order, rolls back to a mark, and rejects
-    // duplicates when rebuilt from a log.
+    // Goal: FailedIds is exact, keeps insertion order, and rejects duplicates when rebuilt
+    // from a log.
     #[test]
-    fn failed_ids_insert_contains_rollback() {
-        let mut failed = FailedIds::new();
+    fn failed_ids_insert_contains_rebuild() {
+        let mut failed = FailedIds::default();
         assert!(!failed.contains(3));
         assert!(failed.insert(3));
         assert!(!failed.insert(3));
-        let mark = failed.mark();
-        assert!(failed.insert(4));
-        assert!(failed.insert(u128::MAX));
-        failed.rollback(mark);
-        assert!(failed.contains(3));
-        assert!(!failed.contains(4) && !failed.contains(u128::MAX));
-        assert_eq!(failed.len(), 1);
-        failed.insert(9);
+        assert!(failed.insert(9));
+        assert!(failed.contains(3) && failed.contains(9) && !failed.contains(4));
+        assert_eq!(failed.log().len(), 2);
         let rebuilt = FailedIds::from_log(failed.log().clone()).unwrap();
         assert!(rebuilt.log().iter().copied().eq([3, 9]));
         let mut duplicate = failed.log().clone();

@@ -18,12 +18,14 @@
 //! and which records are needed.
 
 use super::Damage;
-use crate::wal::record::{self, BodyFault, HeaderSlot, RECORD_HEADER_SIZE_BYTES, SECTOR_BYTES};
-use crate::wal::{CorruptReason, Lsn};
+use crate::storage::wal::record::{
+    self, BodyFault, HeaderSlot, RECORD_HEADER_SIZE_BYTES, SECTOR_BYTES,
+};
+use crate::storage::wal::{CorruptReason, Lsn};
 use std::path::Path;
 
 /// A sparse-index entry is added at least every this many bytes.
-pub(in crate::wal) const SPARSE_INTERVAL_BYTES: u64 = 64 << 10;
+pub(in crate::storage::wal) const SPARSE_INTERVAL_BYTES: u64 = 64 << 10;
 
 /// What to scan.
 pub(super) struct ScanInput<'a> {
@@ -394,7 +396,7 @@ fn last_nonzero(bytes: &[u8]) -> Option<usize> {
 /// Searches the first sector of records of a segment whose header is lost
 /// for its first frame: the LSN and offset a rebuilt header would name.
 pub(super) fn find_first_frame(bytes: &[u8]) -> Option<(Lsn, u64)> {
-    let start = crate::wal::segment::SEGMENT_RECORDS_START_BYTES;
+    let start = crate::storage::wal::segment::SEGMENT_RECORDS_START_BYTES;
     let align = record::RECORD_ALIGN_BYTES as u64;
     let len = bytes.len() as u64;
     let header_size = RECORD_HEADER_SIZE_BYTES as u64;

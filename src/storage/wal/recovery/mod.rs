@@ -34,7 +34,7 @@ use super::segment::{
     SegmentHeader, SegmentHeaderSlot,
 };
 use super::{CorruptReason, Lsn, WalError, WalOptions};
-use crate::io::{File, Io, Mapping, OpenMode};
+use crate::storage::io::{File, Io, Mapping, OpenMode};
 
 pub use repair::{RepairAction, RepairPlan};
 pub(super) use scan::SPARSE_INTERVAL_BYTES;
@@ -284,6 +284,9 @@ impl Analysis {
 /// Opens and recovers the log in `dir` (created if new), repairing if
 /// `options.repair` is set and the damage blocks the open.
 pub(super) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, WalError> {
+    if options.read_only {
+        return recover_read_only(dir, options);
+    }
     let io = options.io.as_ref();
     let mut repaired = None;
     let (manifest, slot_damaged) = match ManifestFile::open(io, dir, true)? {
@@ -337,6 +340,87 @@ pub(super) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, Wal
     }
     recovered.report.repair = repaired;
     Ok(recovered)
+}
+
+/// Recovery that writes nothing: the same analysis and decision, then the
+/// reader's starting state. What a writable open would act on (temporary
+/// files, leftovers, a torn tail) is only reported; a log without a
+/// manifest or segments is not created but refused.
+fn recover_read_only(dir: &Path, options: &WalOptions) -> Result<Recovered, WalError> {
+    let io = options.io.as_ref();
+    let (manifest, slot_damaged) = match ManifestFile::open(io, dir, false)? {
+        Ok(found) => found,
+        Err(problem) => {
+            let damage = new_or_problem_readonly(dir, options, problem)?.unwrap_or(Damage {
+                path: dir.join(super::manifest::MANIFEST_FILE_NAME),
+                offset: 0,
+                lsn: 0,
+                resume_lsn: None,
+                reason: CorruptReason::ManifestMissing,
+            });
+            return Err(damage.into_error());
+        }
+    };
+    let analysis = analyze(dir, options, manifest.current(), Mode::Open, false)?;
+    if let Some(fault) = analysis.blocking(options.needed_from_lsn) {
+        return Err(fault.damage.clone().into_error());
+    }
+    let mut report = RecoveryReport {
+        bytes_scanned: analysis.bytes_scanned,
+        records: analysis.records,
+        previous_close_clean: analysis.manifest.clean,
+        notes: analysis.notes.clone(),
+        ..RecoveryReport::default()
+    };
+    let start = skip_damage(&analysis, &mut report);
+    if let Some((path, offset, lsn, nonzero_end)) = &analysis.torn {
+        // Reported, not zeroed: the scan already ends before it.
+        report.torn_tail = Some(TornTail {
+            path: path.clone(),
+            offset: *offset,
+            lsn: *lsn,
+            bytes: nonzero_end - offset,
+        });
+    }
+    if slot_damaged {
+        report
+            .notes
+            .push("one manifest slot is damaged; the other was used".into());
+    }
+    let pending = analysis.temp_files.len() + analysis.leftovers.len();
+    if pending > 0 {
+        report.notes.push(format!(
+            "{pending} temporary or leftover file(s) a writable open would remove"
+        ));
+    }
+    build(
+        options,
+        analysis,
+        parking_lot::Mutex::new(manifest),
+        start,
+        report,
+    )
+}
+
+/// Where the readable log starts (after the last skipped damage), with the
+/// skipped and harmless damage added to `report`.
+fn skip_damage(analysis: &Analysis, report: &mut RecoveryReport) -> Option<(Lsn, Option<u64>)> {
+    let mut start: Option<(Lsn, Option<u64>)> = None;
+    for fault in &analysis.faults {
+        // Skippable damage always resumes (`blocking` checked it); damage
+        // without a resume point leaves the start where it was.
+        let Some(resume) = fault.damage.resume_lsn else {
+            continue;
+        };
+        if start.is_none_or(|(lsn, _)| resume >= lsn) {
+            start = Some((resume, fault.resume_offset));
+        }
+        report.damage_skipped.push(fault.damage.clone());
+    }
+    report
+        .damage_skipped
+        .extend(analysis.harmless.iter().cloned());
+    start
 }
 
 /// Computes, without changing anything, what repair would do to the log in
@@ -640,7 +724,10 @@ fn place_one(
             if mode == Mode::Repair
                 && let Some((base_lsn, first_frame_offset)) = scan::find_first_frame(&map)
             {
-                let size_bytes = if file.len.is_multiple_of(crate::io::SECTOR_SIZE_BYTES) {
+                let size_bytes = if file
+                    .len
+                    .is_multiple_of(crate::storage::io::SECTOR_SIZE_BYTES)
+                {
                     file.len
                 } else {
                     options.segment_size_bytes
@@ -1062,18 +1149,7 @@ fn act(
         ..RecoveryReport::default()
     };
     debug_assert!(analysis.blocking(needed).is_none());
-    // Where the readable log starts: after the last skipped damage.
-    let mut start: Option<(Lsn, Option<u64>)> = None;
-    for fault in &analysis.faults {
-        let resume = fault.damage.resume_lsn.expect("skippable damage resumes");
-        if start.is_none_or(|(lsn, _)| resume >= lsn) {
-            start = Some((resume, fault.resume_offset));
-        }
-        report.damage_skipped.push(fault.damage.clone());
-    }
-    report
-        .damage_skipped
-        .extend(analysis.harmless.iter().cloned());
+    let start = skip_damage(&analysis, &mut report);
     let removed = remove_files(io, dir, &analysis.temp_files)?;
     report.temp_files_removed = removed;
     report.leftover_segments_removed = remove_files(io, dir, &analysis.leftovers)?;
