@@ -112,7 +112,10 @@ impl Verification {
 fn verify_snapshots(path: &Path, options: &LedgerOptions) -> Result<Vec<SnapshotInfo>> {
     let dir = path.join(SNAPSHOT_DIR_NAME);
     let io = options.io_ref();
-    let snapshots = SnapshotDir::existing(&dir, io.clone());
+    let mut snapshots = SnapshotDir::existing(&dir, io.clone());
+    if let Some(id) = Wal::read_log_id(&options.log_dir(path), io.as_ref())? {
+        snapshots = snapshots.with_ledger_id(id);
+    }
     let lsns = match snapshots.list() {
         Ok(lsns) => lsns,
         Err(SnapshotError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {

@@ -548,3 +548,64 @@ fn full_disk_during_checkpoint_does_not_poison() {
     assert_eq!(ledger.lookup_transfers(&[1, 2, 3]).unwrap().len(), 3);
     ledger.check_invariants().unwrap();
 }
+
+// Goal: files of another ledger are refused, never mixed in. Method: two
+// ledgers with snapshots; the newer snapshot of one is copied into the
+// other. Opening the second rejects it (naming the other ledger), falls
+// back to its own snapshot and replays its own log: its state is its own.
+#[test]
+fn a_snapshot_of_another_ledger_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let options = || LedgerOptions::new().checkpoint_interval_bytes(0);
+    let build = |name: &str, first_id: u128, checkpoint_after: usize| {
+        let dir = temp.path().join(name);
+        let ledger = Ledger::create(&dir, options()).unwrap();
+        for i in 0..10u128 {
+            let account = Account {
+                id: first_id + i,
+                ledger: 1,
+                code: 1,
+                ..Account::default()
+            };
+            ledger.create_accounts(&[account]).unwrap();
+            if i as usize + 1 == checkpoint_after {
+                ledger.checkpoint().unwrap();
+            }
+        }
+        ledger.close().unwrap();
+        dir
+    };
+    let a = build("a", 1000, 8);
+    let b = build("b", 2000, 4);
+    let foreign = crate::storage::snapshot::snapshot_file_name(8);
+    std::fs::copy(
+        a.join("snapshots").join(&foreign),
+        b.join("snapshots").join(&foreign),
+    )
+    .unwrap();
+    let ledger = Ledger::open(&b, options()).unwrap();
+    let recovery = ledger.recovery();
+    assert_eq!(recovery.snapshot_lsn, Some(4), "its own snapshot");
+    assert_eq!(recovery.snapshots_skipped.len(), 1);
+    assert!(
+        recovery.snapshots_skipped[0]
+            .reason
+            .contains("belongs to ledger"),
+        "{:?}",
+        recovery.snapshots_skipped
+    );
+    assert_eq!(ledger.lookup_accounts(&[1000, 1007]).unwrap().len(), 0);
+    assert_eq!(ledger.lookup_accounts(&[2000, 2009]).unwrap().len(), 2);
+    ledger.close().unwrap();
+    // verify reports it; inspect marks it.
+    let verification = Ledger::verify(&b, &options()).unwrap();
+    assert!(!verification.is_clean());
+    let inspection = Ledger::inspect(&b, &options()).unwrap();
+    assert!(
+        inspection.snapshots[0]
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("belongs to ledger")
+    );
+}

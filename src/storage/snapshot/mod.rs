@@ -35,7 +35,7 @@ pub const SNAPSHOT_HEADER_SIZE_BYTES: usize = 64;
 /// Magic bytes opening every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"SYNCPAYS";
 /// The snapshot format this code writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 /// Writes to a snapshot file are buffered up to this size.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
@@ -68,9 +68,26 @@ pub enum SnapshotError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SnapshotCorruptReason {
-    /// Shorter than a header, wrong magic or version, bad header checksum.
+    /// Shorter than a header, wrong magic, bad header checksum.
     #[error("invalid header")]
     Header,
+    /// A format this version does not read (format 1: before ledger ids).
+    #[error("snapshot format {found}; this version reads format {supported}")]
+    Version {
+        /// The file's format.
+        found: u32,
+        /// The format this code reads.
+        supported: u32,
+    },
+    /// The snapshot belongs to another ledger: its ledger id differs from
+    /// the one in this ledger's log.
+    #[error("belongs to ledger {found:#018x}, not this ledger {expected:#018x}")]
+    ForeignLedger {
+        /// This ledger's id (its log's).
+        expected: u64,
+        /// The snapshot's.
+        found: u64,
+    },
     /// The header's LSN differs from the file name's.
     #[error("header lsn {found} differs from the file name's {expected}")]
     Lsn {
@@ -106,6 +123,9 @@ pub struct SnapshotHeader {
     pub payload_len: u64,
     /// CRC32 of the payload.
     pub payload_crc: u32,
+    /// The ledger it belongs to (its log's id); 0 for a snapshot written
+    /// outside a ledger.
+    pub ledger_id: u64,
 }
 
 impl SnapshotHeader {
@@ -117,6 +137,7 @@ impl SnapshotHeader {
         bytes[16..24].copy_from_slice(&self.lsn.to_le_bytes());
         bytes[24..32].copy_from_slice(&self.payload_len.to_le_bytes());
         bytes[32..36].copy_from_slice(&self.payload_crc.to_le_bytes());
+        bytes[36..44].copy_from_slice(&self.ledger_id.to_le_bytes());
         let crc = header_crc(&bytes);
         bytes[12..16].copy_from_slice(&crc.to_le_bytes());
         bytes
@@ -139,16 +160,22 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotCorruptRe
     let u32_at = |o: usize| u32::from_le_bytes(header_bytes[o..o + 4].try_into().expect("4"));
     let u64_at = |o: usize| u64::from_le_bytes(header_bytes[o..o + 8].try_into().expect("8"));
     let valid = header_bytes[0..8] == SNAPSHOT_MAGIC
-        && u32_at(8) == SNAPSHOT_FORMAT_VERSION
         && u32_at(12) == header_crc(header_bytes)
-        && header_bytes[36..].iter().all(|&b| b == 0);
+        && header_bytes[44..].iter().all(|&b| b == 0);
     if !valid {
         return Err(SnapshotCorruptReason::Header);
+    }
+    if u32_at(8) != SNAPSHOT_FORMAT_VERSION {
+        return Err(SnapshotCorruptReason::Version {
+            found: u32_at(8),
+            supported: SNAPSHOT_FORMAT_VERSION,
+        });
     }
     let header = SnapshotHeader {
         lsn: u64_at(16),
         payload_len: u64_at(24),
         payload_crc: u32_at(32),
+        ledger_id: u64_at(36),
     };
     let payload = &bytes[SNAPSHOT_HEADER_SIZE_BYTES..];
     if payload.len() as u64 != header.payload_len {
@@ -248,6 +275,9 @@ impl std::fmt::Debug for SnapshotWriter {
 pub struct SnapshotDir {
     dir: PathBuf,
     io: Arc<dyn Io>,
+    /// Stamped into written snapshots and required of loaded ones (when
+    /// set): files of another ledger are refused.
+    ledger_id: Option<u64>,
 }
 
 /// The name of the snapshot covering `lsn`.
@@ -281,6 +311,7 @@ impl SnapshotDir {
         let snapshots = SnapshotDir {
             dir: dir.to_path_buf(),
             io,
+            ledger_id: None,
         };
         let names = snapshots
             .io
@@ -309,7 +340,15 @@ impl SnapshotDir {
         SnapshotDir {
             dir: dir.to_path_buf(),
             io,
+            ledger_id: None,
         }
+    }
+
+    /// Snapshots of the ledger `id`: written with it, and loaded only if
+    /// they carry it.
+    pub fn with_ledger_id(mut self, id: u64) -> SnapshotDir {
+        self.ledger_id = Some(id);
+        self
     }
 
     /// Moves the snapshot covering `lsn` to `quarantine/` inside the
@@ -381,6 +420,7 @@ impl SnapshotDir {
             lsn,
             payload_len: writer.payload_len,
             payload_crc: writer.hasher.finalize(),
+            ledger_id: self.ledger_id.unwrap_or(0),
         };
         let file = writer.file;
         file.write_all_at(&header.encode(), 0)
@@ -410,6 +450,14 @@ impl SnapshotDir {
             return Err(corrupt(SnapshotCorruptReason::Lsn {
                 expected: lsn,
                 found: header.lsn,
+            }));
+        }
+        if let Some(expected) = self.ledger_id
+            && header.ledger_id != expected
+        {
+            return Err(corrupt(SnapshotCorruptReason::ForeignLedger {
+                expected,
+                found: header.ledger_id,
             }));
         }
         Ok(Snapshot { lsn, path, map })

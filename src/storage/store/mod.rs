@@ -575,6 +575,13 @@ impl<M: StateMachine> Store<M> {
         let mut applied = core.state.write();
         // An earlier command may have failed while this one waited.
         core.check_poison()?;
+        // Pair assertion with the turnstile: commands apply in log order,
+        // each exactly once.
+        assert_eq!(
+            lsn,
+            applied.applied_lsn + 1,
+            "command applied out of log order"
+        );
         let context = ApplyContext { lsn, timestamp };
         let apply_started = std::time::Instant::now();
         let output = applied.machine.apply(command, context);

@@ -114,6 +114,7 @@ pub(super) fn recover<M: StateMachine>(
     } else {
         SnapshotDir::open(&snapshot_dir, options.wal.io.clone())?
     };
+    let snapshots = of_this_ledger(snapshots, dir, options)?;
     let mut report = StoreRecovery::default();
     let (newest, rejected) = newest_verified(&snapshots)?;
     if options.wal.repair {
@@ -131,6 +132,8 @@ pub(super) fn recover<M: StateMachine>(
     };
     let (wal, wal_report) = Wal::open(&wal_dir(dir, options), wal_options)?;
     report.wal = wal_report;
+    // A new log has just chosen its id: snapshots from now on carry it.
+    let snapshots = snapshots.with_ledger_id(wal.log_id());
     check_snapshots_behind_log(&snapshots, &wal, &report)?;
     let mut applied = restore::<M>(&snapshots, newest, &wal, &mut report)?;
     let base_lsn = applied.applied_lsn;
@@ -157,6 +160,7 @@ pub(super) fn plan_repair(
     options: &StoreOptions,
 ) -> Result<StoreRepairPlan, StoreError> {
     let snapshots = SnapshotDir::existing(&dir.join(SNAPSHOT_DIR_NAME), options.wal.io.clone());
+    let snapshots = of_this_ledger(snapshots, dir, options)?;
     let (newest, rejected) = newest_verified(&snapshots)?;
     let wal_options = WalOptions {
         needed_from_lsn: newest.as_ref().map_or(1, |s| s.lsn() + 1),
@@ -167,6 +171,23 @@ pub(super) fn plan_repair(
         wal,
         snapshots: rejected,
     })
+}
+
+/// Snapshots are accepted only if they carry the id of the ledger's log
+/// (read from its manifest): a snapshot copied from another ledger is
+/// rejected like a damaged one. Without a readable manifest (a new log, or
+/// one whose damage the log's recovery reports) nothing is checked here.
+fn of_this_ledger(
+    snapshots: SnapshotDir,
+    dir: &Path,
+    options: &StoreOptions,
+) -> Result<SnapshotDir, StoreError> {
+    Ok(
+        match Wal::read_log_id(&wal_dir(dir, options), options.wal.io.as_ref())? {
+            Some(id) => snapshots.with_ledger_id(id),
+            None => snapshots,
+        },
+    )
 }
 
 /// The newest snapshot that verifies, and the newer ones that did not.
@@ -297,7 +318,16 @@ fn decode_snapshot<M: StateMachine>(
         return Err(error("unknown version"));
     }
     let last_timestamp = u64::from_le_bytes(envelope[8..16].try_into().expect("8 bytes"));
-    let machine = M::restore_for_replay(&payload[STORE_SNAPSHOT_ENVELOPE_BYTES..], log_bytes)?;
+    let image = &payload[STORE_SNAPSHOT_ENVELOPE_BYTES..];
+    let machine = M::restore_for_replay(image, log_bytes)?;
+    // Pair assertion with the encoder (debug builds: it costs a second
+    // encoding): a decoded image re-encodes to the same bytes.
+    #[cfg(debug_assertions)]
+    {
+        let mut again = Vec::with_capacity(image.len());
+        M::write_image(&machine.image(), &mut again).expect("encoding into a Vec cannot fail");
+        debug_assert!(again == image, "a restored image re-encodes differently");
+    }
     Ok((machine, last_timestamp))
 }
 
@@ -364,6 +394,12 @@ fn replay<M: StateMachine>(
                     previous: applied.last_timestamp,
                 });
             }
+            // Pair assertion with the log reader: replay is contiguous.
+            assert_eq!(
+                record.lsn,
+                applied.applied_lsn + 1,
+                "replay skipped or repeated a record"
+            );
             report.replayed_bytes += record.bytes;
             report.replayed_records += 1;
             let context = ApplyContext {

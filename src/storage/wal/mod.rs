@@ -614,6 +614,21 @@ impl Wal {
         recovery::plan_repair(dir, options)
     }
 
+    /// The log's id (random, chosen when it was created; stamped into
+    /// every segment header and the manifest). The ledger's id.
+    pub fn log_id(&self) -> u64 {
+        self.shared.log_id
+    }
+
+    /// The id of the log in `dir` from its manifest, reading nothing else
+    /// and changing nothing; `None` if there is no readable manifest.
+    pub fn read_log_id(dir: &Path, io: &dyn Io) -> Result<Option<u64>, WalError> {
+        Ok(match manifest::ManifestFile::open(io, dir, false)? {
+            Ok((manifest, _)) => Some(manifest.current().log_id),
+            Err(_) => None,
+        })
+    }
+
     /// The directory of the log.
     pub fn dir(&self) -> &Path {
         &self.shared.dir

@@ -321,6 +321,18 @@ impl Writer {
     /// that fits in the active segment; returns how many frames.
     fn stage(&mut self, index: usize, submission: &Submission, first: usize) -> usize {
         let active = self.active.as_mut().expect("stage needs an active segment");
+        // Pair assertion with the sequencer: frames reach the file in LSN
+        // order with no gap, whatever the grouping and segment rollover.
+        let expected_lsn = if self.pending.pieces.is_empty() {
+            active.next_lsn
+        } else {
+            self.pending.end_lsn
+        };
+        assert_eq!(
+            submission.lsns.start + first as u64,
+            expected_lsn,
+            "log frames staged out of LSN order"
+        );
         let ends = &submission.frame_ends;
         let start_byte = if first == 0 {
             0
