@@ -4,14 +4,15 @@
 //!
 //! The ledger keeps its stores in this type: transfers, accounts, pending statuses, balance
 //! history and burnt ids. `clone` shares every full chunk and copies the partial `tail` (at
-//! most [`CHUNK_LEN`] elements), so the clone is a frozen snapshot. Appends go to the
+//! most one chunk's elements), so the clone is a frozen snapshot. Appends go to the
 //! owned tail, so they cost no atomic operation. Writing an element of a full chunk first
 //! copies that chunk if a snapshot still shares it (copy-on-write), which leaves the
 //! snapshot untouched.
 //!
-//! Invariants: every chunk in `full` holds exactly [`CHUNK_LEN`] elements, and `tail` holds
-//! fewer. Element `i` therefore lives in chunk `i / CHUNK_LEN` at offset `i % CHUNK_LEN`, and
-//! the chunk index `full.len()` is the tail.
+//! Invariants: every chunk in `full` holds exactly `chunk_len()` elements (a parameter of
+//! the vector, `1 << CHUNK_LEN_SHIFT` in production), and `tail` holds fewer. Element `i` therefore
+//! lives in chunk `i / chunk_len()` at offset `i % chunk_len()`, and the chunk index
+//! `full.len()` is the tail.
 //!
 //! Complexity: `get`, `get_mut`, `push` are O(1) (plus a one-off chunk copy when a shared
 //! full chunk is written). `truncate` by a few elements is O(1) (plus one chunk copy when it
@@ -20,55 +21,73 @@
 
 use std::sync::Arc;
 
-/// Log2 of the number of elements per chunk. Tests use chunks of 16 elements, so that the
-/// random walks cross chunk boundaries all the time: appends that freeze a chunk, writes to
-/// shared full chunks, and rollbacks that reopen a frozen chunk.
-pub const CHUNK_LEN_SHIFT: u32 = if cfg!(test) { 4 } else { 13 };
+/// Log2 of the number of elements per chunk in production. Random walks of the state
+/// machine choose a smaller shift (see `Sizes::SMALL`), so that they cross chunk boundaries
+/// all the time: appends that freeze a chunk, writes to shared full chunks, and rollbacks
+/// that reopen a frozen chunk.
+pub const CHUNK_LEN_SHIFT: u32 = 13;
 
-/// The number of elements per chunk (8192 outside tests). For 128-byte records a chunk is
-/// 1 MiB: ten
-/// million records make about 1200 full chunks, which a snapshot clones in microseconds,
-/// and the tail that a snapshot copies is at most 1 MiB.
-pub const CHUNK_LEN: usize = 1 << CHUNK_LEN_SHIFT;
-
-const CHUNK_MASK: usize = CHUNK_LEN - 1;
+// In production a chunk holds 8192 elements. For 128-byte records a chunk is 1 MiB: ten
+// million records make about 1200 full chunks, which a snapshot clones in microseconds, and
+// the tail that a snapshot copies is at most 1 MiB.
 
 /// A chunked vector whose `clone` is a cheap, immutable snapshot.
 #[derive(Clone, Debug)]
 pub struct ChunkedVec<T> {
-    /// Full chunks of exactly `CHUNK_LEN` elements, shared with snapshots.
+    /// Full chunks of exactly `chunk_len()` elements, shared with snapshots.
     full: Vec<Arc<Vec<T>>>,
-    /// The last chunk, with fewer than `CHUNK_LEN` elements; owned, so appends are plain.
+    /// The last chunk, with fewer than `chunk_len()` elements; owned, so appends are plain.
     tail: Vec<T>,
+    /// Log2 of the chunk length: a parameter, fixed for the vector's life.
+    shift: u32,
 }
 
 impl<T> Default for ChunkedVec<T> {
     fn default() -> Self {
+        Self::with_chunk_shift(CHUNK_LEN_SHIFT)
+    }
+}
+
+impl<T> ChunkedVec<T> {
+    /// Returns an empty vector with chunks of `1 << shift` elements (`shift` at most 24).
+    pub fn with_chunk_shift(shift: u32) -> Self {
         Self {
             full: Vec::new(),
             tail: Vec::new(),
+            shift: shift.min(24),
         }
+    }
+
+    /// The number of elements per chunk.
+    #[inline]
+    pub fn chunk_len(&self) -> usize {
+        1 << self.shift
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.chunk_len() - 1
     }
 }
 
 impl<T: Clone> ChunkedVec<T> {
-    /// Returns an empty vector.
+    /// Returns an empty vector with production-sized chunks.
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Returns the number of elements.
     pub fn len(&self) -> usize {
-        self.full.len() * CHUNK_LEN + self.tail.len()
+        (self.full.len() << self.shift) + self.tail.len()
     }
 
     /// Returns the element at `index`, if any.
     #[inline]
     pub fn get(&self, index: usize) -> Option<&T> {
-        let chunk = index >> CHUNK_LEN_SHIFT;
+        let chunk = index >> self.shift;
         match self.full.get(chunk) {
-            Some(full) => full.get(index & CHUNK_MASK),
-            None if chunk == self.full.len() => self.tail.get(index & CHUNK_MASK),
+            Some(full) => full.get(index & self.mask()),
+            None if chunk == self.full.len() => self.tail.get(index & self.mask()),
             None => None,
         }
     }
@@ -84,21 +103,22 @@ impl<T: Clone> ChunkedVec<T> {
     /// shares is written into a private copy of the chunk.
     #[inline]
     pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
-        let chunk = index >> CHUNK_LEN_SHIFT;
+        let chunk = index >> self.shift;
+        let mask = self.mask();
         if chunk == self.full.len() {
-            return self.tail.get_mut(index & CHUNK_MASK);
+            return self.tail.get_mut(index & mask);
         }
-        Arc::make_mut(self.full.get_mut(chunk)?).get_mut(index & CHUNK_MASK)
+        Arc::make_mut(self.full.get_mut(chunk)?).get_mut(index & mask)
     }
 
     /// Appends `value`; a tail that becomes full is frozen into a shared chunk.
     #[inline]
     pub fn push(&mut self, value: T) {
         if self.tail.capacity() == 0 {
-            self.tail.reserve_exact(CHUNK_LEN);
+            self.tail.reserve_exact(self.chunk_len());
         }
         self.tail.push(value);
-        if self.tail.len() == CHUNK_LEN {
+        if self.tail.len() == self.chunk_len() {
             let tail = std::mem::take(&mut self.tail);
             self.full.push(Arc::new(tail));
         }
@@ -109,20 +129,20 @@ impl<T: Clone> ChunkedVec<T> {
         if new_len >= self.len() {
             return;
         }
-        let chunks_kept = new_len >> CHUNK_LEN_SHIFT;
+        let chunks_kept = new_len >> self.shift;
         if chunks_kept < self.full.len() {
             // The chunk holding the new end becomes the tail again; reuse it when no
             // snapshot shares it, otherwise copy it.
             self.full.truncate(chunks_kept + 1);
             if let Some(chunk) = self.full.pop() {
                 self.tail = Arc::try_unwrap(chunk).unwrap_or_else(|shared| {
-                    let mut copy = Vec::with_capacity(CHUNK_LEN);
+                    let mut copy = Vec::with_capacity(1 << self.shift);
                     copy.extend_from_slice(&shared);
                     copy
                 });
             }
         }
-        self.tail.truncate(new_len & CHUNK_MASK);
+        self.tail.truncate(new_len & self.mask());
     }
 
     /// Returns the chunks in order, as slices; their concatenation is the vector.
@@ -148,14 +168,14 @@ impl<T: Clone> ChunkedVec<T> {
             .full
             .get(chunk_index)
             .map_or(self.tail.as_slice(), |chunk| chunk.as_slice());
-        chunk_index * CHUNK_LEN + chunk.partition_point(predicate)
+        (chunk_index << self.shift) + chunk.partition_point(predicate)
     }
 
     /// Returns the estimated heap bytes held: the chunk table and every chunk's capacity.
     pub fn memory_bytes(&self) -> usize {
         let table_bytes = self.full.capacity() * size_of::<Arc<Vec<T>>>();
         let arc_header_bytes = 2 * size_of::<usize>() + size_of::<Vec<T>>();
-        let full_bytes = self.full.len() * (CHUNK_LEN * size_of::<T>() + arc_header_bytes);
+        let full_bytes = self.full.len() * (self.chunk_len() * size_of::<T>() + arc_header_bytes);
         table_bytes + full_bytes + self.tail.capacity() * size_of::<T>()
     }
 }
@@ -164,8 +184,11 @@ impl<T: Clone> ChunkedVec<T> {
 mod tests {
     use super::*;
 
+    /// Small chunks, so that the tests cross chunk boundaries.
+    const CHUNK_LEN: usize = 16;
+
     fn filled(len: usize) -> ChunkedVec<u64> {
-        let mut vector = ChunkedVec::new();
+        let mut vector = ChunkedVec::with_chunk_shift(4);
         for value in 0..len as u64 {
             vector.push(value);
         }

@@ -232,6 +232,32 @@ impl MemoryUsage {
     }
 }
 
+/// Sizes of the state's internal structures: parameters, never `cfg!(test)`. Production
+/// uses [`Sizes::PRODUCTION`] everywhere; random walks of the state machine choose
+/// [`Sizes::SMALL`] explicitly, so that a few hundred events cross chunk boundaries and
+/// account-link flushes all the time. Results never depend on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// Log2 of the elements per chunk of the chunked stores.
+    pub chunk_shift: u32,
+    /// Account-link log entries below which no bulk flush happens.
+    pub unindexed_min: usize,
+}
+
+impl Sizes {
+    /// What the ledger runs with.
+    pub const PRODUCTION: Sizes = Sizes {
+        chunk_shift: crate::ledger::chunked::CHUNK_LEN_SHIFT,
+        unindexed_min: links::UNINDEXED_MIN,
+    };
+    /// Chunks of 16 elements, flushes every 16 links.
+    #[cfg(any(test, feature = "internals"))]
+    pub const SMALL: Sizes = Sizes {
+        chunk_shift: 4,
+        unindexed_min: 16,
+    };
+}
+
 /// The production ledger state machine (see the module documentation).
 #[derive(Default)]
 pub struct LedgerState {
@@ -411,6 +437,21 @@ impl LedgerState {
     /// Returns an empty ledger.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Returns an empty ledger whose internal structures have `sizes`.
+    #[cfg(any(test, feature = "internals"))]
+    pub fn with_sizes(sizes: Sizes) -> Self {
+        let shift = sizes.chunk_shift;
+        Self {
+            accounts: ChunkedVec::with_chunk_shift(shift),
+            links: AccountLinks::new(sizes.unindexed_min),
+            transfers: ChunkedVec::with_chunk_shift(shift),
+            pending_statuses: ChunkedVec::with_chunk_shift(shift),
+            history: ChunkedVec::with_chunk_shift(shift),
+            failed_ids: FailedIds::with_chunk_shift(shift),
+            ..Self::default()
+        }
     }
 
     /// Returns the number of stored accounts.

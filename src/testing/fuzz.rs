@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{ByteChoices, Journal};
+use crate::ledger::state_machine::Sizes;
 use crate::storage::io::{Io, OpenMode, SimIo};
 use crate::storage::store::StateMachine;
 use crate::storage::wal::manifest::{Manifest, ManifestFile};
@@ -136,7 +137,7 @@ pub fn ledger_batch_decode(data: &[u8]) {
         crate::ledger::codec::encode(&command, &mut bytes);
         assert_eq!(bytes, data, "a decoded command re-encodes identically");
     }
-    if let Ok(state) = crate::ledger::LedgerState::restore(data)
+    if let Ok(state) = crate::ledger::LedgerState::restore_with_sizes(data, Sizes::SMALL)
         && let Err(violation) = state.check_invariants()
     {
         panic!("a restored image violates an invariant: {violation}");

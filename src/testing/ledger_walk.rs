@@ -12,6 +12,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::ledger::state_machine::Sizes;
 use crate::ledger::{
     Account, AccountFlags, CreateAccountStatus, CreateTransferStatus, QueryFilter, Transfer,
     TransferFlags,
@@ -59,7 +60,7 @@ impl Walk {
             batch: 0,
             random,
             model: ModelLedger::new(),
-            state: LedgerState::new(),
+            state: LedgerState::with_sizes(Sizes::SMALL),
             clock: if high_clock {
                 TIMESTAMP_MAX - 4_000_000_000
             } else {
@@ -263,7 +264,7 @@ impl Walk {
         }
         if self.random.chance(6) {
             let bytes = image_bytes(&self.state.image());
-            let restored = LedgerState::restore(&bytes)
+            let restored = LedgerState::restore_with_sizes(&bytes, Sizes::SMALL)
                 .unwrap_or_else(|error| panic!("{}: restore failed: {error}", self.context()));
             assert!(
                 image_bytes(&restored.image()) == bytes,

@@ -1,5 +1,5 @@
-//! The exact idempotency index: a keyed hasher for client-chosen `u128` ids
-//! ([`IdHasher`], [`IdBuildHasher`]), an exact open-addressing map from ids to small values
+//! The exact idempotency index: a keyed hash for client-chosen `u128` ids
+//! ([`IdBuildHasher`]), an exact open-addressing map from ids to small values
 //! ([`IdIndex`]), and the exact set of ids burnt by transient failures ([`FailedIds`],
 //! TigerBeetle's `id_already_failed`).
 //!
@@ -29,7 +29,7 @@
 //! table and rehashes every entry (amortized O(1) per insert; a pause of O(n) each time).
 
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 
 use crate::ledger::chunked::ChunkedVec;
 
@@ -39,7 +39,7 @@ const fn folded_multiply(a: u64, b: u64) -> u64 {
     (product as u64) ^ ((product >> 64) as u64)
 }
 
-/// Builds [`IdHasher`]s sharing four random per-process keys; also hashes a `u128` directly.
+/// Four random per-process keys, and the keyed hash of a `u128` id under them.
 #[derive(Clone, Copy, Debug)]
 pub struct IdBuildHasher {
     keys: [u64; 4],
@@ -60,7 +60,7 @@ impl IdBuildHasher {
         Self { keys }
     }
 
-    /// Hashes one id; equal to hashing it with an [`IdHasher`] from this builder.
+    /// Hashes one id.
     #[inline]
     pub fn hash_id(&self, id: u128) -> u64 {
         let mixed = folded_multiply(id as u64 ^ self.keys[0], (id >> 64) as u64 ^ self.keys[1]);
@@ -71,51 +71,6 @@ impl IdBuildHasher {
 impl Default for IdBuildHasher {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-impl BuildHasher for IdBuildHasher {
-    type Hasher = IdHasher;
-
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher {
-            keys: self.keys,
-            accumulator: self.keys[0],
-        }
-    }
-}
-
-/// A keyed folded-multiply hasher, fast for `u128` and `u64` keys.
-#[derive(Clone, Copy, Debug)]
-pub struct IdHasher {
-    keys: [u64; 4],
-    accumulator: u64,
-}
-
-impl Hasher for IdHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(16) {
-            let mut buffer = [0u8; 16];
-            buffer[..chunk.len()].copy_from_slice(chunk);
-            self.write_u128(u128::from_le_bytes(buffer));
-        }
-        // The length keeps inputs that differ only in trailing zero bytes apart.
-        self.write_u64(bytes.len() as u64);
-    }
-
-    fn write_u128(&mut self, value: u128) {
-        self.accumulator = folded_multiply(
-            value as u64 ^ self.accumulator,
-            (value >> 64) as u64 ^ self.keys[1],
-        );
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        self.write_u128(u128::from(value));
-    }
-
-    fn finish(&self) -> u64 {
-        folded_multiply(self.accumulator ^ self.keys[2], self.keys[3])
     }
 }
 
@@ -496,6 +451,15 @@ pub struct FailedIds {
 }
 
 impl FailedIds {
+    /// An empty set whose insertion log has chunks of `1 << shift` ids.
+    #[cfg(any(test, feature = "internals"))]
+    pub fn with_chunk_shift(shift: u32) -> Self {
+        Self {
+            index: IdIndex::default(),
+            log: ChunkedVec::with_chunk_shift(shift),
+        }
+    }
+
     /// Rebuilds the set from ids in insertion order; returns the first duplicate as `Err`.
     pub fn from_log(log: ChunkedVec<u128>) -> Result<Self, u128> {
         let mut index = IdIndex::with_capacity(log.len());
@@ -633,21 +597,14 @@ mod tests {
         assert_eq!(index.get(8), None);
     }
 
-    // Goal: the Hasher path equals hash_id, different keys give different hashes, and the
-    // byte path distinguishes trailing zeros.
+    // Goal: the hash is deterministic under one set of keys and different keys give
+    // different hashes.
     #[test]
-    fn hasher_is_consistent_and_keyed() {
+    fn hash_is_consistent_and_keyed() {
         let builder = IdBuildHasher::new();
-        assert_eq!(builder.hash_one(12345u128), builder.hash_id(12345));
+        assert_eq!(builder.hash_id(12345), builder.hash_id(12345));
         let other = IdBuildHasher::new();
         assert_ne!(builder.hash_id(1), other.hash_id(1));
-        assert_ne!(
-            builder.hash_one([1u8].as_slice()),
-            builder.hash_one([1u8, 0].as_slice())
-        );
-        let mut map: HashMap<u128, u8, IdBuildHasher> = HashMap::with_hasher(builder);
-        map.insert(5, 1);
-        assert_eq!(map.get(&5), Some(&1));
     }
 
     // Goal: FailedIds is exact, keeps insertion order, and rejects duplicates when rebuilt

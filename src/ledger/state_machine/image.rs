@@ -274,14 +274,28 @@ impl LedgerState {
     /// one imaged, and writes the same image bytes.
     #[cfg(any(test, feature = "internals"))]
     pub fn restore(bytes: &[u8]) -> Result<LedgerState, RestoreError> {
-        restore(bytes, 0)
+        restore(bytes, 0, super::Sizes::PRODUCTION)
+    }
+
+    /// [`LedgerState::restore`] into structures of `sizes` (random walks restore into the
+    /// sizes they run with).
+    #[cfg(any(test, feature = "internals"))]
+    pub fn restore_with_sizes(
+        bytes: &[u8],
+        sizes: super::Sizes,
+    ) -> Result<LedgerState, RestoreError> {
+        restore(bytes, 0, sizes)
     }
 
     /// [`LedgerState::restore`] with the transfer index sized, once, also for the
     /// transfers of `log_bytes` of log about to be replayed (see
     /// [`LedgerState::reserve_for_replay`]).
     pub fn restore_for_replay(bytes: &[u8], log_bytes: u64) -> Result<LedgerState, RestoreError> {
-        restore(bytes, super::events_max(log_bytes))
+        restore(
+            bytes,
+            super::events_max(log_bytes),
+            super::Sizes::PRODUCTION,
+        )
     }
 
     /// Returns a frozen snapshot of the primary stores. It shares every full chunk and copies
@@ -427,7 +441,11 @@ fn parse_header(bytes: &[u8]) -> Result<Counts, RestoreError> {
 
 /// Rebuilds a ledger from an image's bytes (see [`LedgerState::restore`]), with room in
 /// the transfer index for `spare_transfers` more.
-fn restore(bytes: &[u8], spare_transfers: usize) -> Result<LedgerState, RestoreError> {
+fn restore(
+    bytes: &[u8],
+    spare_transfers: usize,
+    sizes: super::Sizes,
+) -> Result<LedgerState, RestoreError> {
     let counts = parse_header(bytes)?;
     let expected = counts.image_len();
     if expected != Some(bytes.len()) {
@@ -444,6 +462,7 @@ fn restore(bytes: &[u8], spare_transfers: usize) -> Result<LedgerState, RestoreE
     let mut sections = Sections {
         bytes: content,
         offset: HEADER_BYTES,
+        chunk_shift: sizes.chunk_shift,
     };
     let accounts = sections.records(counts.accounts, 128, |r| {
         read_array(r, 0).map(|a| AccountRecord(Account::from_bytes(&a)))
@@ -469,13 +488,14 @@ fn restore(bytes: &[u8], spare_transfers: usize) -> Result<LedgerState, RestoreE
         history,
         failed_ids: ChunkedVec::new(),
     };
-    LedgerState::from_image_parts(image, failed_ids, spare_transfers)
+    LedgerState::from_image_parts(image, failed_ids, spare_transfers, sizes.unindexed_min)
 }
 
 /// A cursor over the sections of an image whose length was already validated.
 struct Sections<'a> {
     bytes: &'a [u8],
     offset: usize,
+    chunk_shift: u32,
 }
 
 impl Sections<'_> {
@@ -496,7 +516,7 @@ impl Sections<'_> {
             .get(self.offset..end)
             .ok_or(RestoreError::Truncated)?;
         self.offset = end;
-        let mut records = ChunkedVec::new();
+        let mut records = ChunkedVec::with_chunk_shift(self.chunk_shift);
         for (index, record) in section.chunks_exact(width.max(1)).enumerate() {
             let value = decode(record).ok_or_else(|| {
                 RestoreError::Inconsistent(format!("record {index} of a section is invalid"))
@@ -523,6 +543,7 @@ impl LedgerState {
         image: LedgerImage,
         failed_ids: FailedIds,
         spare_transfers: usize,
+        unindexed_min: usize,
     ) -> Result<Self, RestoreError> {
         let duplicate = |kind: &str, id: u128| {
             RestoreError::Inconsistent(format!("{kind} id {id} is stored twice"))
@@ -554,6 +575,7 @@ impl LedgerState {
         let links = AccountLinks::build(
             image.accounts.len(),
             transfer_sides(&image, &account_index)?,
+            unindexed_min,
         );
         let mut expiry_queue = BTreeSet::new();
         for (slot, (transfer, status)) in image

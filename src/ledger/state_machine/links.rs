@@ -42,26 +42,47 @@ fn reserve_staggered(list: &mut Vec<u32>, additional: usize, account: usize) {
     list.reserve_exact(grown.max(needed).max(4) - list.len());
 }
 
-/// The log length below which no flush happens. Tests use a tiny value so that the random
-/// walks flush all the time, with rollbacks and queries on both sides of a flush.
-const UNINDEXED_MIN: usize = if cfg!(test) { 16 } else { 32 * 1024 };
+/// The log length below which no flush happens, in production. Random walks choose a tiny
+/// value (`Sizes::SMALL`) so that they flush all the time, with rollbacks and queries on both
+/// sides of a flush.
+pub(super) const UNINDEXED_MIN: usize = 32 * 1024;
 
 /// Per-account transfer lists with a bulk-indexed log of the newest transfers.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(super) struct AccountLinks {
     lists: Vec<Vec<u32>>,
     indexed_len: usize,
     unindexed: Vec<[u32; 2]>,
+    /// The log length below which no flush happens (a parameter).
+    unindexed_min: usize,
+}
+
+impl Default for AccountLinks {
+    fn default() -> Self {
+        Self::new(UNINDEXED_MIN)
+    }
 }
 
 impl AccountLinks {
+    /// Empty links that flush once the log holds `unindexed_min` entries (or one per
+    /// account, if there are more accounts).
+    pub(super) fn new(unindexed_min: usize) -> Self {
+        Self {
+            lists: Vec::new(),
+            indexed_len: 0,
+            unindexed: Vec::new(),
+            unindexed_min,
+        }
+    }
+
     /// Builds fully indexed links for `accounts_len` accounts from every transfer's account
     /// positions, in slot order; every list gets exactly the capacity it needs.
-    pub(super) fn build(accounts_len: usize, sides: Vec<[u32; 2]>) -> Self {
+    pub(super) fn build(accounts_len: usize, sides: Vec<[u32; 2]>, unindexed_min: usize) -> Self {
         let mut links = Self {
             lists: vec![Vec::new(); accounts_len],
             indexed_len: 0,
             unindexed: sides,
+            unindexed_min,
         };
         links.flush();
         links.unindexed = Vec::new();
@@ -107,7 +128,7 @@ impl AccountLinks {
 
     /// Bulk-indexes the log once it is long enough; call between batches only.
     pub(super) fn flush_if_due(&mut self) {
-        if self.unindexed.len() >= UNINDEXED_MIN.max(self.lists.len()) {
+        if self.unindexed.len() >= self.unindexed_min.max(self.lists.len()) {
             self.flush();
         }
     }

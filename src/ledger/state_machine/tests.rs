@@ -8,10 +8,9 @@ mod differential;
 mod restore_fuzz;
 
 use super::{
-    LedgerImage, LedgerState, NANOSECONDS_PER_SECOND, QUERY_RESULTS_MAX, TIMESTAMP_MAX,
+    LedgerImage, LedgerState, NANOSECONDS_PER_SECOND, QUERY_RESULTS_MAX, Sizes, TIMESTAMP_MAX,
     TIMESTAMP_MIN,
 };
-use crate::ledger::chunked::CHUNK_LEN;
 use crate::ledger::{
     AMOUNT_MAX, Account, AccountFilter, AccountFilterFlags, AccountFlags, BATCH_EVENTS_MAX,
     CreateAccountStatus, CreateTransferStatus, QueryFilter, Transfer, TransferFlags,
@@ -54,7 +53,7 @@ fn image_bytes(image: &LedgerImage) -> Vec<u8> {
 
 /// A ledger with accounts 1 (history) and 2 created at timestamps 1 and 2.
 fn two_accounts() -> LedgerState {
-    let mut state = LedgerState::new();
+    let mut state = LedgerState::with_sizes(Sizes::SMALL);
     let history = Account {
         flags: AccountFlags::HISTORY,
         ..account(1)
@@ -81,6 +80,7 @@ fn constants_match_the_model() {
 // image holds the last chunk, restores the exact earlier state and leaves the image intact.
 #[test]
 fn chain_rollback_across_a_chunk_boundary_with_a_held_image() {
+    const CHUNK_LEN: usize = 1 << Sizes::SMALL.chunk_shift;
     let mut state = two_accounts();
     let mut clock = 2;
     let mut next_id = 10;
@@ -121,7 +121,7 @@ fn chain_rollback_across_a_chunk_boundary_with_a_held_image() {
     assert!(image_bytes(&image) == before, "held image changed");
     state.check_invariants().unwrap();
     // Apart from the burnt id, the state equals the one before the chain.
-    let restored = LedgerState::restore(&before).unwrap();
+    let restored = LedgerState::restore_with_sizes(&before, Sizes::SMALL).unwrap();
     assert_eq!(state.transfer_count(), restored.transfer_count());
     assert_eq!(
         state.lookup_accounts(&[1, 2]),
@@ -152,22 +152,31 @@ fn chain_rollback_across_a_chunk_boundary_with_a_held_image() {
 // and the empty ledger round-trips.
 #[test]
 fn images_are_independent_snapshots() {
-    let empty = image_bytes(&LedgerState::new().image());
+    let empty = image_bytes(&LedgerState::with_sizes(Sizes::SMALL).image());
     assert_eq!(
         empty.len() as u64,
-        LedgerState::new().image().encoded_bytes()
+        LedgerState::with_sizes(Sizes::SMALL)
+            .image()
+            .encoded_bytes()
     );
-    assert!(image_bytes(&LedgerState::restore(&empty).unwrap().image()) == empty);
+    assert!(
+        image_bytes(
+            &LedgerState::restore_with_sizes(&empty, Sizes::SMALL)
+                .unwrap()
+                .image()
+        ) == empty
+    );
     let mut state = two_accounts();
     let first = state.image();
     state.create_transfers(&[transfer(10, 1, 2, 7)], 10);
     let second = state.image();
     state.create_transfers(&[transfer(11, 2, 1, 3)], 20);
     assert_eq!((first.transfer_count(), second.transfer_count()), (0, 1));
-    let restored_first = LedgerState::restore(&image_bytes(&first)).unwrap();
+    let restored_first =
+        LedgerState::restore_with_sizes(&image_bytes(&first), Sizes::SMALL).unwrap();
     assert!(restored_first.lookup_transfers(&[10, 11]).is_empty());
     assert_eq!(restored_first.lookup_accounts(&[1])[0].debits_posted, 0);
-    let restored = LedgerState::restore(&image_bytes(&second)).unwrap();
+    let restored = LedgerState::restore_with_sizes(&image_bytes(&second), Sizes::SMALL).unwrap();
     assert_eq!(restored.lookup_transfers(&[10, 11]).len(), 1);
     assert_eq!(restored.lookup_accounts(&[1])[0].debits_posted, 7);
     assert_eq!(image_bytes(&second).len() as u64, second.encoded_bytes());
@@ -195,7 +204,7 @@ fn memory_usage_is_reported_per_component() {
 // timestamps whose slots underflow to 0, timestamps beyond 2^63, and extreme amounts.
 #[test]
 fn out_of_contract_timestamps_do_not_panic() {
-    let mut state = LedgerState::new();
+    let mut state = LedgerState::with_sizes(Sizes::SMALL);
     let mut reference = model::ModelLedger::new();
     let accounts = [account(1), account(2), account(u128::MAX)];
     let results = state.create_accounts(&accounts, 1);
@@ -229,7 +238,7 @@ fn out_of_contract_timestamps_do_not_panic() {
 #[test]
 #[should_panic(expected = "BATCH_EVENTS_MAX")]
 fn batch_above_maximum_panics() {
-    let mut state = LedgerState::new();
+    let mut state = LedgerState::with_sizes(Sizes::SMALL);
     let events = vec![account(1); BATCH_EVENTS_MAX + 1];
     state.create_accounts(&events, 1_000_000);
 }

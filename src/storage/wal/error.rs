@@ -120,12 +120,6 @@ pub enum CorruptReason {
     /// A preallocated, unused segment sits before used ones, or holds data.
     #[error("unused segment is not where it may be or is not zero-filled")]
     UnusedSegment,
-    /// A segment starts later than the previous one ends.
-    #[error("segment starts at lsn {found}, leaving a gap")]
-    Gap {
-        /// The segment's base LSN.
-        found: Lsn,
-    },
     /// A record header's checksum does not match.
     #[error("record header checksum {actual_crc:#010x}, expected {expected_crc:#010x}")]
     HeaderChecksum {

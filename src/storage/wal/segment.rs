@@ -30,8 +30,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::Lsn;
-use crate::storage::io::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::manifest::ManifestFile;
+use super::{Lsn, WalError};
+use crate::storage::io::{File, Io, OpenMode};
+
+/// A sparse-index entry is added at least every this many bytes.
+pub(super) const SPARSE_INTERVAL_BYTES: u64 = 64 << 10;
+
+/// Zeros written (and synced) at a time when preparing a segment.
+const ZERO_FILL_CHUNK_BYTES: u64 = 8 << 20;
+
+/// A preallocated, never-used segment: (index, file, length).
+pub(super) type Spare = (u64, Arc<dyn File>, u64);
 
 /// Size of the segment header.
 pub const SEGMENT_HEADER_SIZE_BYTES: usize = 64;
@@ -223,6 +235,71 @@ impl Segment {
             self.sparse[position - 1]
         }
     }
+}
+
+fn zero_fill(file: &dyn File, path: &Path, size_bytes: u64) -> Result<(), WalError> {
+    let mut length = file.len().map_err(|e| WalError::io("stat", path, e))?;
+    while length < size_bytes {
+        let target = (length + ZERO_FILL_CHUNK_BYTES).min(size_bytes);
+        file.preallocate(target)
+            .map_err(|e| WalError::io("preallocate", path, e))?;
+        file.sync_data()
+            .map_err(|e| WalError::io("sync_data", path, e))?;
+        length = target;
+    }
+    Ok(())
+}
+
+/// Creates segment `index` durably: temporary name, zero-fill to
+/// `size_bytes` (synced), rename, directory `fsync`, and finally lists it
+/// in the manifest (only a listed segment may receive records).
+pub(super) fn prepare_segment(
+    io: &dyn Io,
+    dir: &Path,
+    index: u64,
+    size_bytes: u64,
+    manifest: &parking_lot::Mutex<ManifestFile>,
+    durable_next_lsn: Option<&AtomicU64>,
+) -> Result<Arc<dyn File>, WalError> {
+    let temp = dir.join(segment_temp_name(index));
+    let path = segment_path(dir, index);
+    if io
+        .exists(&temp)
+        .map_err(|e| WalError::io("stat", &temp, e))?
+    {
+        io.remove_file(&temp)
+            .map_err(|e| WalError::io("remove", &temp, e))?;
+    }
+    let file = io
+        .open(&temp, OpenMode::CreateNew)
+        .map_err(|e| WalError::io("create", &temp, e))?;
+    let result = zero_fill(file.as_ref(), &temp, size_bytes)
+        .and_then(|()| {
+            io.rename(&temp, &path)
+                .map_err(|e| WalError::io("rename", &temp, e))
+        })
+        .and_then(|()| {
+            io.sync_dir(dir)
+                .map_err(|e| WalError::io("sync_dir", dir, e))
+        });
+    if let Err(error) = result {
+        // Best effort: a leftover temporary file is removed at the next open.
+        let _ = io.remove_file(&temp);
+        return Err(error);
+    }
+    // A segment renamed but not listed is never used, so recovery may
+    // remove it; so list it before handing it out.
+    // The same update raises the mark to the durable end: after a crash,
+    // a log ending before it has lost records, whatever its bytes say.
+    let mut manifest = manifest.lock();
+    let durable = durable_next_lsn.map(|lsn| lsn.load(Ordering::SeqCst));
+    manifest.update(|m| {
+        m.last_index = m.last_index.max(index);
+        if let Some(durable) = durable {
+            m.acked_lsn = m.acked_lsn.max(durable);
+        }
+    })?;
+    Ok(Arc::from(file))
 }
 
 #[cfg(test)]

@@ -25,28 +25,26 @@
 //! fail with [`WalError::Poisoned`].
 
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::manifest::ManifestFile;
-use super::recovery::{SPARSE_INTERVAL_BYTES, Spare};
-use super::segment::{self, SEGMENT_RECORDS_START_BYTES, Segment, SegmentHeader};
+use super::segment::{
+    self, SEGMENT_RECORDS_START_BYTES, SPARSE_INTERVAL_BYTES, Segment, SegmentHeader, Spare,
+    prepare_segment,
+};
 use super::{Completion, Lsn, Shared, WalError};
-use crate::storage::io::{File, Io, OpenMode};
+use crate::storage::io::File;
 
 /// The longest a group waits for appenders expected to join it. About one
 /// `fdatasync` on a virtio disk: waiting longer would cost more than the
 /// sync it saves. (Monotonic time here only schedules work; it never
 /// reaches stored state, which is why it does not go through `Clock`.)
 const GROUP_GATHER_WAIT_MAX: Duration = Duration::from_micros(100);
-
-/// Zeros written (and synced) at a time when preparing a segment.
-const ZERO_FILL_CHUNK_BYTES: u64 = 8 << 20;
 
 pub(super) enum Request {
     Append(Submission),
@@ -602,71 +600,6 @@ impl Writer {
 /// chunk instead of a whole segment. Without this, every rollover put a
 /// 64 MiB write burst in front of the next appends (tens of milliseconds of
 /// latency every segment).
-fn zero_fill(file: &dyn File, path: &Path, size_bytes: u64) -> Result<(), WalError> {
-    let mut length = file.len().map_err(|e| WalError::io("stat", path, e))?;
-    while length < size_bytes {
-        let target = (length + ZERO_FILL_CHUNK_BYTES).min(size_bytes);
-        file.preallocate(target)
-            .map_err(|e| WalError::io("preallocate", path, e))?;
-        file.sync_data()
-            .map_err(|e| WalError::io("sync_data", path, e))?;
-        length = target;
-    }
-    Ok(())
-}
-
-/// Creates segment `index` durably: temporary name, zero-fill to
-/// `size_bytes` (synced), rename, directory `fsync`, and finally lists it
-/// in the manifest (only a listed segment may receive records).
-pub(super) fn prepare_segment(
-    io: &dyn Io,
-    dir: &Path,
-    index: u64,
-    size_bytes: u64,
-    manifest: &parking_lot::Mutex<ManifestFile>,
-    durable_next_lsn: Option<&AtomicU64>,
-) -> Result<Arc<dyn File>, WalError> {
-    let temp = dir.join(segment::segment_temp_name(index));
-    let path = segment::segment_path(dir, index);
-    if io
-        .exists(&temp)
-        .map_err(|e| WalError::io("stat", &temp, e))?
-    {
-        io.remove_file(&temp)
-            .map_err(|e| WalError::io("remove", &temp, e))?;
-    }
-    let file = io
-        .open(&temp, OpenMode::CreateNew)
-        .map_err(|e| WalError::io("create", &temp, e))?;
-    let result = zero_fill(file.as_ref(), &temp, size_bytes)
-        .and_then(|()| {
-            io.rename(&temp, &path)
-                .map_err(|e| WalError::io("rename", &temp, e))
-        })
-        .and_then(|()| {
-            io.sync_dir(dir)
-                .map_err(|e| WalError::io("sync_dir", dir, e))
-        });
-    if let Err(error) = result {
-        // Best effort: a leftover temporary file is removed at the next open.
-        let _ = io.remove_file(&temp);
-        return Err(error);
-    }
-    // A segment renamed but not listed is never used, so recovery may
-    // remove it; so list it before handing it out.
-    // The same update raises the mark to the durable end: after a crash,
-    // a log ending before it has lost records, whatever its bytes say.
-    let mut manifest = manifest.lock();
-    let durable = durable_next_lsn.map(|lsn| lsn.load(Ordering::SeqCst));
-    manifest.update(|m| {
-        m.last_index = m.last_index.max(index);
-        if let Some(durable) = durable {
-            m.acked_lsn = m.acked_lsn.max(durable);
-        }
-    })?;
-    Ok(Arc::from(file))
-}
-
 /// A prepared segment (or why preparing it failed), by index.
 type Prepared = (u64, Result<Arc<dyn File>, WalError>);
 

@@ -4,7 +4,7 @@
 //! must then survive further operations.
 
 use super::super::image::test_support::reseal;
-use super::super::{LedgerState, RestoreError};
+use super::super::{LedgerState, RestoreError, Sizes};
 use crate::ledger::{
     Account, AccountFilter, AccountFilterFlags, AccountFlags, QueryFilter, Transfer,
 };
@@ -13,7 +13,7 @@ use crate::testing::ledger_gen::{self as generate, ACCOUNT_IDS_MAX, Random};
 /// Builds a small ledger by a random walk and returns its image bytes.
 fn sample_image(seed: u64, batches: usize) -> Vec<u8> {
     let mut random = Random::new(seed);
-    let mut state = LedgerState::new();
+    let mut state = LedgerState::with_sizes(Sizes::SMALL);
     let mut clock = 1_000u64;
     let accounts: Vec<Account> = (1..=ACCOUNT_IDS_MAX - 3)
         .map(|id| Account {
@@ -48,7 +48,7 @@ fn sample_image(seed: u64, batches: usize) -> Vec<u8> {
 
 /// Restores `bytes`; an accepted state must pass its invariants and keep working.
 fn restore_and_exercise(bytes: &[u8], random: &mut Random) -> Result<(), RestoreError> {
-    let mut state = LedgerState::restore(bytes)?;
+    let mut state = LedgerState::restore_with_sizes(bytes, Sizes::SMALL)?;
     state
         .check_invariants()
         .expect("restore accepted a bad state");
@@ -84,13 +84,13 @@ fn truncated_images_are_rejected() {
         assert!(restore_and_exercise(&bytes, &mut random).is_ok());
         for len in 0..bytes.len() {
             assert!(
-                LedgerState::restore(&bytes[..len]).is_err(),
+                LedgerState::restore_with_sizes(&bytes[..len], Sizes::SMALL).is_err(),
                 "prefix {len} accepted"
             );
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(LedgerState::restore(&longer).is_err());
+        assert!(LedgerState::restore_with_sizes(&longer, Sizes::SMALL).is_err());
     }
 }
 
@@ -112,7 +112,7 @@ fn bit_flipped_images_never_panic() {
             let mut flipped = bytes.clone();
             flipped[bit / 8] ^= 1 << (bit % 8);
             assert!(
-                LedgerState::restore(&flipped).is_err(),
+                LedgerState::restore_with_sizes(&flipped, Sizes::SMALL).is_err(),
                 "stale checksum accepted, bit {bit}"
             );
             reseal(&mut flipped);
@@ -187,7 +187,7 @@ fn forged_headers_are_rejected() {
         }
         reseal(&mut bytes);
         assert!(
-            LedgerState::restore(&bytes).is_err(),
+            LedgerState::restore_with_sizes(&bytes, Sizes::SMALL).is_err(),
             "offset {offset} value {value}"
         );
     }

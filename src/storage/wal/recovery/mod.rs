@@ -37,7 +37,6 @@ use super::{CorruptReason, Lsn, WalError, WalOptions};
 use crate::storage::io::{File, Io, Mapping, OpenMode};
 
 pub use repair::{RepairAction, RepairPlan};
-pub(super) use scan::SPARSE_INTERVAL_BYTES;
 use scan::{Fault, ScanInput, Scanned, Stop};
 
 /// What recovery found and did.
@@ -140,7 +139,7 @@ impl Damage {
 }
 
 /// A preallocated, never-used segment: its index, open file and size.
-pub(super) type Spare = (u64, Arc<dyn File>, u64);
+use super::segment::Spare;
 
 /// The state the writer starts from.
 pub(super) struct Recovered {

@@ -307,7 +307,7 @@ fn cut(
         // A repair interrupted after creating it: reuse.
         std::sync::Arc::from(open_rw(io, &path)?)
     } else {
-        crate::storage::wal::writer::prepare_segment(
+        crate::storage::wal::segment::prepare_segment(
             io,
             dir,
             index,

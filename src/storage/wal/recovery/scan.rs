@@ -24,8 +24,7 @@ use crate::storage::wal::record::{
 use crate::storage::wal::{CorruptReason, Lsn};
 use std::path::Path;
 
-/// A sparse-index entry is added at least every this many bytes.
-pub(in crate::storage::wal) const SPARSE_INTERVAL_BYTES: u64 = 64 << 10;
+use crate::storage::wal::segment::SPARSE_INTERVAL_BYTES;
 
 /// What to scan.
 pub(super) struct ScanInput<'a> {

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 
 use super::super::{ModelLedger, TIMESTAMP_MAX};
-use crate::ledger::state_machine::LedgerState;
+use crate::ledger::state_machine::{LedgerState, Sizes};
 use crate::ledger::{
     Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, CreateAccountResult,
     CreateAccountStatus, CreateTransferResult, CreateTransferStatus, QueryFilter, QueryFilterFlags,
@@ -153,7 +153,8 @@ impl SnapshotLedger {
         }
         let mut bytes = Vec::new();
         LedgerState::write_image(&self.state.image(), &mut bytes).expect("write to a Vec");
-        let restored = LedgerState::restore(&bytes).expect("restore of a fresh image");
+        let restored = LedgerState::restore_with_sizes(&bytes, Sizes::SMALL)
+            .expect("restore of a fresh image");
         let mut rewritten = Vec::new();
         LedgerState::write_image(&restored.image(), &mut rewritten).expect("write to a Vec");
         assert!(bytes == rewritten, "re-written image differs");
