@@ -9,7 +9,7 @@ use std::io::Write;
 
 use super::codec::{self, LedgerCommand};
 use super::results::{CreateAccountResult, CreateTransferResult};
-use super::state_machine::{LedgerImage, LedgerState};
+use super::state::{LedgerImage, LedgerState};
 use crate::storage::store::{ApplyContext, DecodeError, StateMachine};
 
 /// What applying a command returns: the results of its kind, one per

@@ -55,7 +55,7 @@ mod filter;
 mod layout;
 pub(crate) mod machine;
 mod results;
-pub(crate) mod state_machine;
+pub(crate) mod state;
 mod transfer;
 
 #[cfg(test)]
@@ -71,8 +71,8 @@ pub use results::{
     CreateAccountResult, CreateAccountStatus, CreateTransferResult, CreateTransferStatus,
 };
 #[cfg(feature = "internals")]
-pub use state_machine::{LedgerImage, RestoreError};
-pub use state_machine::{LedgerState, MemoryUsage};
+pub use state::{LedgerImage, RestoreError};
+pub use state::{LedgerState, MemoryUsage};
 pub use transfer::{AMOUNT_MAX, Transfer, TransferFlags};
 
 use crate::error::{Error, ErrorKind, Result};

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{ByteChoices, Journal};
-use crate::ledger::state_machine::Sizes;
+use crate::ledger::state::Sizes;
 use crate::storage::io::{Io, OpenMode, SimIo};
 use crate::storage::store::StateMachine;
 use crate::storage::wal::manifest::{Manifest, ManifestFile};

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::ledger::state_machine::Sizes;
+use crate::ledger::state::Sizes;
 use crate::ledger::{
     Account, AccountFlags, CreateAccountStatus, CreateTransferStatus, QueryFilter, Transfer,
     TransferFlags,

@@ -110,7 +110,7 @@ pub struct ModelLedger {
 /// with batch timestamp `batch_timestamp`: the batch takes the `count` consecutive
 /// timestamps ending at `batch_timestamp`. Saturating arithmetic keeps out-of-contract inputs
 /// from panicking.
-fn slot_timestamp(batch_timestamp: u64, count: usize, index: usize) -> u64 {
+fn event_timestamp(batch_timestamp: u64, count: usize, index: usize) -> u64 {
     let distance_from_last = count.saturating_sub(index + 1);
     batch_timestamp.saturating_sub(u64::try_from(distance_from_last).unwrap_or(u64::MAX))
 }
@@ -315,7 +315,7 @@ impl ModelLedger {
         if count == 0 {
             batch_timestamp
         } else {
-            slot_timestamp(batch_timestamp, count, 0)
+            event_timestamp(batch_timestamp, count, 0)
         }
     }
 
@@ -338,7 +338,7 @@ impl ModelLedger {
         let mut chain: Option<OpenChain> = None;
 
         for (index, event) in events.iter().enumerate() {
-            let slot = slot_timestamp(batch_timestamp, count, index);
+            let assigned_timestamp = event_timestamp(batch_timestamp, count, index);
 
             // B1: a linked event with no open chain opens one; remember the state to restore.
             if event.is_linked() && chain.is_none() {
@@ -355,7 +355,7 @@ impl ModelLedger {
                 EventPosition {
                     index,
                     count,
-                    slot,
+                    assigned_timestamp,
                     batch_timestamp,
                     batch_imported,
                     chain_broken,
@@ -366,7 +366,7 @@ impl ModelLedger {
                 Ok(_) => S::CREATED,
                 Err(status) => status,
             };
-            let result_timestamp = self.result_timestamp(event, slot, &outcome);
+            let result_timestamp = self.result_timestamp(event, assigned_timestamp, &outcome);
 
             if status != S::CREATED {
                 // The first failure inside a chain breaks it: undo every effect of the chain's
@@ -437,7 +437,7 @@ impl ModelLedger {
             if event.user_timestamp() != 0 {
                 return Err(S::TIMESTAMP_MUST_BE_ZERO);
             }
-            position.slot
+            position.assigned_timestamp
         };
         // B7: the per-object rules.
         create(&mut self.state, &self.orphaned_ids, event, event_timestamp)?;
@@ -447,7 +447,12 @@ impl ModelLedger {
     /// Returns the timestamp TigerBeetle 0.17 reports with an event's dense result. It is
     /// called before a breaking chain is rolled back, so `exists` can still see an object
     /// created earlier in the same chain.
-    fn result_timestamp<E, S>(&self, event: &E, slot: u64, outcome: &Result<u64, S>) -> u64
+    fn result_timestamp<E, S>(
+        &self,
+        event: &E,
+        assigned_timestamp: u64,
+        outcome: &Result<u64, S>,
+    ) -> u64
     where
         E: CreateEvent,
         S: CreateStatus,
@@ -457,19 +462,19 @@ impl ModelLedger {
             Ok(event_timestamp) => *event_timestamp,
             // `exists`: the existing object's timestamp.
             Err(status) if *status == S::EXISTS => {
-                E::stored_timestamp(&self.state, event.id()).unwrap_or(slot)
+                E::stored_timestamp(&self.state, event.id()).unwrap_or(assigned_timestamp)
             }
             // `linked_event_failed` for an event after the break: the timestamp the event would
-            // have had, i.e. its own timestamp when imported, otherwise its slot.
+            // have had, i.e. its own timestamp when imported, otherwise its assigned one.
             Err(status) if *status == S::LINKED_EVENT_FAILED => {
                 if event.is_imported() && event.user_timestamp() != 0 {
                     event.user_timestamp()
                 } else {
-                    slot
+                    assigned_timestamp
                 }
             }
-            // Every other failure: the event's reserved slot.
-            Err(_) => slot,
+            // Every other failure: the event's assigned timestamp.
+            Err(_) => assigned_timestamp,
         }
     }
 }
@@ -479,7 +484,7 @@ impl ModelLedger {
 struct EventPosition {
     index: usize,
     count: usize,
-    slot: u64,
+    assigned_timestamp: u64,
     batch_timestamp: u64,
     batch_imported: bool,
     chain_broken: bool,

@@ -26,7 +26,7 @@
 use std::collections::HashMap;
 
 use super::super::{ModelLedger, TIMESTAMP_MAX};
-use crate::ledger::state_machine::{LedgerState, Sizes};
+use crate::ledger::state::{LedgerState, Sizes};
 use crate::ledger::{
     Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags, CreateAccountResult,
     CreateAccountStatus, CreateTransferResult, CreateTransferStatus, QueryFilter, QueryFilterFlags,

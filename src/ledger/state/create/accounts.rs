@@ -4,7 +4,7 @@ use super::*;
 
 /// Step A5: compares a resubmitted account with the stored one in TigerBeetle's order.
 /// Flags are compared in full against the current flags (so `closed` counts).
-pub(in crate::ledger::state_machine) fn account_exists_status(
+pub(in crate::ledger::state) fn account_exists_status(
     a: &Account,
     existing: &Account,
 ) -> CreateAccountStatus {
@@ -27,7 +27,7 @@ pub(in crate::ledger::state_machine) fn account_exists_status(
 }
 
 /// Steps A6–A12: the field checks of a new account, in order.
-pub(in crate::ledger::state_machine) fn check_account_fields(
+pub(in crate::ledger::state) fn check_account_fields(
     a: &Account,
 ) -> Result<(), CreateAccountStatus> {
     use CreateAccountStatus as S;
@@ -61,7 +61,7 @@ pub(in crate::ledger::state_machine) fn check_account_fields(
 
 impl LedgerState {
     /// Steps A1–A14: validates and inserts one account with event timestamp `timestamp`.
-    pub(in crate::ledger::state_machine) fn create_account(
+    pub(in crate::ledger::state) fn create_account(
         &mut self,
         a: &Account,
         timestamp: u64,
@@ -107,7 +107,7 @@ impl LedgerState {
 
     /// Step A13's condition: `timestamp` is at or before the newest account, or equals a
     /// transfer's timestamp. Both stores are in timestamp order.
-    pub(in crate::ledger::state_machine) fn imported_timestamp_regresses_account(
+    pub(in crate::ledger::state) fn imported_timestamp_regresses_account(
         &self,
         timestamp: u64,
     ) -> bool {
@@ -118,10 +118,7 @@ impl LedgerState {
     }
 
     /// Returns true when a stored account has exactly this timestamp (binary search).
-    pub(in crate::ledger::state_machine) fn account_timestamp_exists(
-        &self,
-        timestamp: u64,
-    ) -> bool {
+    pub(in crate::ledger::state) fn account_timestamp_exists(&self, timestamp: u64) -> bool {
         let position = self
             .accounts
             .partition_point(|account| account.timestamp < timestamp);

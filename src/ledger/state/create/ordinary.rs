@@ -4,7 +4,7 @@
 use super::*;
 
 /// The exists comparison for a resubmitted ordinary (single-phase or pending) transfer.
-pub(in crate::ledger::state_machine) fn ordinary_exists_status(
+pub(in crate::ledger::state) fn ordinary_exists_status(
     t: &Transfer,
     existing: &Transfer,
 ) -> CreateTransferStatus {
@@ -47,7 +47,7 @@ pub(in crate::ledger::state_machine) fn ordinary_exists_status(
 }
 
 /// Steps O1–O9: the ordinary path's field checks, in order.
-pub(in crate::ledger::state_machine) fn check_ordinary_fields(
+pub(in crate::ledger::state) fn check_ordinary_fields(
     t: &Transfer,
 ) -> Result<(), CreateTransferStatus> {
     use CreateTransferStatus as S;
@@ -91,7 +91,7 @@ pub(in crate::ledger::state_machine) fn check_ordinary_fields(
 /// Step O17: the amount actually moved. A balancing flag clamps the amount so that the
 /// account's debits stay within its credits (or its credits within its debits), whether or
 /// not the account has a limit flag. The debit clamp applies first. The result may be 0.
-pub(in crate::ledger::state_machine) fn balancing_amount(
+pub(in crate::ledger::state) fn balancing_amount(
     t: &Transfer,
     debit_account: &Account,
     credit_account: &Account,
@@ -113,7 +113,7 @@ pub(in crate::ledger::state_machine) fn balancing_amount(
 }
 
 /// Steps O18–O23: every overflow check of the ordinary path, exact, in order.
-pub(in crate::ledger::state_machine) fn check_ordinary_overflows(
+pub(in crate::ledger::state) fn check_ordinary_overflows(
     t: &Transfer,
     amount: u128,
     debit_account: &Account,
@@ -159,7 +159,7 @@ pub(in crate::ledger::state_machine) fn check_ordinary_overflows(
 }
 
 /// Steps O24–O25: balance limits, counting pending amounts pessimistically.
-pub(in crate::ledger::state_machine) fn check_limits(
+pub(in crate::ledger::state) fn check_limits(
     amount: u128,
     debit_account: &Account,
     credit_account: &Account,
@@ -197,7 +197,7 @@ pub(in crate::ledger::state_machine) fn check_limits(
 
 impl LedgerState {
     /// Steps O1–O26: a single-phase or pending transfer.
-    pub(in crate::ledger::state_machine) fn create_ordinary_transfer(
+    pub(in crate::ledger::state) fn create_ordinary_transfer(
         &mut self,
         t: &Transfer,
         [debit, credit]: [Option<u32>; 2],
@@ -239,7 +239,7 @@ impl LedgerState {
     }
 
     /// Step O14: the imported-transfer timestamp and timeout checks, in order.
-    pub(in crate::ledger::state_machine) fn check_imported_ordinary(
+    pub(in crate::ledger::state) fn check_imported_ordinary(
         &self,
         t: &Transfer,
         timestamp: u64,
@@ -264,7 +264,7 @@ impl LedgerState {
 
     /// Step O26: stores the transfer with the actual amount, moves the balances, closes
     /// accounts, registers the pending status and expiry, and records the balance history.
-    pub(in crate::ledger::state_machine) fn apply_ordinary_transfer(
+    pub(in crate::ledger::state) fn apply_ordinary_transfer(
         &mut self,
         t: &Transfer,
         amount: u128,

@@ -34,12 +34,12 @@ use crate::ledger::{
 };
 
 /// Returns true when the exact (unbounded) sum of `values` exceeds `u128::MAX`.
-pub(in crate::ledger::state_machine) fn sum_overflows(values: &[u128]) -> bool {
+pub(in crate::ledger::state) fn sum_overflows(values: &[u128]) -> bool {
     exceeds(values, u128::MAX)
 }
 
 /// Steps O24–O25's condition: the exact sum of `parts` is greater than `limit`.
-pub(in crate::ledger::state_machine) fn exceeds(parts: &[u128], limit: u128) -> bool {
+pub(in crate::ledger::state) fn exceeds(parts: &[u128], limit: u128) -> bool {
     parts
         .iter()
         .try_fold(0u128, |sum, part| sum.checked_add(*part))
@@ -49,7 +49,7 @@ pub(in crate::ledger::state_machine) fn exceeds(parts: &[u128], limit: u128) -> 
 impl LedgerState {
     /// Steps O14a and P22's condition: `timestamp` is at or before the newest transfer (post
     /// and void records included), or equals an account's timestamp.
-    pub(in crate::ledger::state_machine) fn imported_timestamp_regresses_transfer(
+    pub(in crate::ledger::state) fn imported_timestamp_regresses_transfer(
         &self,
         timestamp: u64,
     ) -> bool {
@@ -60,10 +60,7 @@ impl LedgerState {
     }
 
     /// Returns true when a stored transfer has exactly this timestamp (binary search).
-    pub(in crate::ledger::state_machine) fn transfer_timestamp_exists(
-        &self,
-        timestamp: u64,
-    ) -> bool {
+    pub(in crate::ledger::state) fn transfer_timestamp_exists(&self, timestamp: u64) -> bool {
         let position = self
             .transfers
             .partition_point(|transfer| transfer.timestamp < timestamp);
@@ -76,7 +73,7 @@ impl LedgerState {
     ///
     /// `sides` are the positions of the event's debit and credit accounts, looked up by the
     /// caller for the whole batch.
-    pub(in crate::ledger::state_machine) fn create_transfer(
+    pub(in crate::ledger::state) fn create_transfer(
         &mut self,
         t: &Transfer,
         sides: [Option<u32>; 2],
@@ -112,7 +109,7 @@ impl LedgerState {
     }
 
     /// Step T4: compares a resubmitted transfer with the stored one in TigerBeetle's order.
-    pub(in crate::ledger::state_machine) fn transfer_exists_status(
+    pub(in crate::ledger::state) fn transfer_exists_status(
         &self,
         t: &Transfer,
         existing: &Transfer,
@@ -141,13 +138,13 @@ impl LedgerState {
     }
 
     /// Returns the slot the next transfer record will take.
-    pub(in crate::ledger::state_machine) fn next_transfer_slot(&self) -> u32 {
+    pub(in crate::ledger::state) fn next_transfer_slot(&self) -> u32 {
         u32::try_from(self.transfers.len()).expect("transfer store exceeds 2^32 - 1")
     }
 
     /// Changes one account, logging its old value first while a chain is open.
     #[inline]
-    pub(in crate::ledger::state_machine) fn update_account(
+    pub(in crate::ledger::state) fn update_account(
         &mut self,
         index: u32,
         change: impl FnOnce(&mut Account),
@@ -166,7 +163,7 @@ impl LedgerState {
 
     /// Sets the resolution of the pending transfer at `slot`, logging the old one while a
     /// chain is open, and takes it off the expiry queue.
-    pub(in crate::ledger::state_machine) fn set_status(
+    pub(in crate::ledger::state) fn set_status(
         &mut self,
         slot: u32,
         pending: &Transfer,
@@ -188,11 +185,7 @@ impl LedgerState {
 
     /// Links the new transfer at `slot` to both accounts, and records the balance history
     /// of each side whose account keeps history. Called after both balances moved.
-    pub(in crate::ledger::state_machine) fn link_transfer(
-        &mut self,
-        slot: u32,
-        account_indexes: [u32; 2],
-    ) {
+    pub(in crate::ledger::state) fn link_transfer(&mut self, slot: u32, account_indexes: [u32; 2]) {
         self.links.link(account_indexes);
         for index in account_indexes {
             let Some(account) = self.accounts.get(index as usize) else {

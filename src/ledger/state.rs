@@ -168,7 +168,7 @@ type ExpiryKey = (u64, u64, u32);
 
 /// The store lengths when the open chain began; appends beyond them are the chain's.
 #[derive(Clone, Copy, Debug, Default)]
-struct Checkpoint {
+struct UndoMark {
     accounts_len: usize,
     transfers_len: usize,
     history_len: usize,
@@ -187,7 +187,7 @@ enum UndoEntry {
 #[derive(Clone, Debug, Default)]
 struct UndoLog {
     active: bool,
-    checkpoint: Checkpoint,
+    mark: UndoMark,
     entries: Vec<UndoEntry>,
 }
 
@@ -276,7 +276,7 @@ pub struct LedgerState {
 /// Returns the timestamp of event `index` of a batch of `count` events with batch timestamp
 /// `batch_timestamp`: the batch takes the `count` consecutive timestamps ending at
 /// `batch_timestamp`. Saturates at 0 for out-of-contract inputs instead of panicking.
-fn slot_timestamp(batch_timestamp: u64, count: usize, index: usize) -> u64 {
+fn event_timestamp(batch_timestamp: u64, count: usize, index: usize) -> u64 {
     let distance_from_last = count.saturating_sub(index + 1);
     batch_timestamp.saturating_sub(u64::try_from(distance_from_last).unwrap_or(u64::MAX))
 }
@@ -290,7 +290,7 @@ fn events_max(log_bytes: u64) -> usize {
 /// The instant used for the expiry run before a batch: the first event's timestamp, or the
 /// batch timestamp itself for an empty batch.
 fn first_event_timestamp(count: usize, batch_timestamp: u64) -> u64 {
-    slot_timestamp(batch_timestamp, count, 0)
+    event_timestamp(batch_timestamp, count, 0)
 }
 
 /// Returns true when `timestamp` is a valid timestamp, [1, 2^63 − 1].
@@ -421,7 +421,7 @@ impl CreateStatus for CreateTransferStatus {
 struct EventPosition {
     index: usize,
     count: usize,
-    slot: u64,
+    assigned_timestamp: u64,
     batch_timestamp: u64,
     batch_imported: bool,
     chain_broken: bool,
@@ -578,7 +578,7 @@ impl LedgerState {
                 let group_end = (index + WARM_GROUP_LEN).min(count);
                 std::hint::black_box(warm(self, index..group_end));
             }
-            let slot = slot_timestamp(batch_timestamp, count, index);
+            let assigned_timestamp = event_timestamp(batch_timestamp, count, index);
             // B1: a linked event with no open chain opens one.
             if event.is_linked() && chain.is_none() {
                 chain = Some(OpenChain {
@@ -590,7 +590,7 @@ impl LedgerState {
             let position = EventPosition {
                 index,
                 count,
-                slot,
+                assigned_timestamp,
                 batch_timestamp,
                 batch_imported,
                 chain_broken: chain.as_ref().is_some_and(|open| open.broken),
@@ -599,7 +599,7 @@ impl LedgerState {
             let status = outcome.err().unwrap_or(S::CREATED);
             // Computed before a rollback, so `exists` still sees an object created earlier
             // in the same chain.
-            let result_timestamp = self.result_timestamp(event, slot, &outcome);
+            let result_timestamp = self.result_timestamp(event, assigned_timestamp, &outcome);
             if status != S::CREATED {
                 self.fail_event(&mut chain, &mut results, index);
                 // A transient failure burns the id after the rollback, so it survives it.
@@ -679,7 +679,7 @@ impl LedgerState {
             if event.user_timestamp() != 0 {
                 return Err(S::TIMESTAMP_MUST_BE_ZERO);
             }
-            position.slot
+            position.assigned_timestamp
         };
         // B7: the per-object rules.
         create(self, position.index, event, event_timestamp)?;
@@ -687,7 +687,12 @@ impl LedgerState {
     }
 
     /// Returns the timestamp TigerBeetle 0.17 reports with an event's dense result.
-    fn result_timestamp<E, S>(&self, event: &E, slot: u64, outcome: &Result<u64, S>) -> u64
+    fn result_timestamp<E, S>(
+        &self,
+        event: &E,
+        assigned_timestamp: u64,
+        outcome: &Result<u64, S>,
+    ) -> u64
     where
         E: CreateEvent,
         S: CreateStatus,
@@ -695,16 +700,16 @@ impl LedgerState {
         match outcome {
             Ok(event_timestamp) => *event_timestamp,
             Err(status) if *status == S::EXISTS => {
-                E::stored_timestamp(self, event.id()).unwrap_or(slot)
+                E::stored_timestamp(self, event.id()).unwrap_or(assigned_timestamp)
             }
             Err(status) if *status == S::LINKED_EVENT_FAILED => {
                 if event.is_imported() && event.user_timestamp() != 0 {
                     event.user_timestamp()
                 } else {
-                    slot
+                    assigned_timestamp
                 }
             }
-            Err(_) => slot,
+            Err(_) => assigned_timestamp,
         }
     }
 
@@ -712,7 +717,7 @@ impl LedgerState {
     fn begin_chain(&mut self) {
         self.undo.active = true;
         self.undo.entries.clear();
-        self.undo.checkpoint = Checkpoint {
+        self.undo.mark = UndoMark {
             accounts_len: self.accounts.len(),
             transfers_len: self.transfers.len(),
             history_len: self.history.len(),
@@ -726,7 +731,7 @@ impl LedgerState {
     }
 
     /// Undoes every effect of the open chain: first the logged overwrites, newest first, then
-    /// the appends beyond the checkpoint with the index entries that point at them.
+    /// the appends beyond the undo mark with the index entries that point at them.
     fn rollback_chain(&mut self) {
         self.undo.active = false;
         let mut entries = std::mem::take(&mut self.undo.entries);
@@ -742,14 +747,14 @@ impl LedgerState {
         }
         entries.clear();
         self.undo.entries = entries;
-        let checkpoint = self.undo.checkpoint;
-        while self.transfers.len() > checkpoint.transfers_len {
+        let mark = self.undo.mark;
+        while self.transfers.len() > mark.transfers_len {
             self.pop_transfer();
         }
-        self.links.truncate_transfers(checkpoint.transfers_len);
-        self.pending_statuses.truncate(checkpoint.transfers_len);
-        self.history.truncate(checkpoint.history_len);
-        while self.accounts.len() > checkpoint.accounts_len {
+        self.links.truncate_transfers(mark.transfers_len);
+        self.pending_statuses.truncate(mark.transfers_len);
+        self.history.truncate(mark.history_len);
+        while self.accounts.len() > mark.accounts_len {
             let last = self.accounts.len() - 1;
             if let Some(account) = self.accounts.get(last) {
                 self.account_index.remove(account.id);

@@ -5,7 +5,7 @@ use super::*;
 
 /// The exists comparison for a resubmitted post or void: zero fields mean "inherited from
 /// the pending transfer" and match whatever was inherited.
-pub(in crate::ledger::state_machine) fn post_or_void_exists_status(
+pub(in crate::ledger::state) fn post_or_void_exists_status(
     t: &Transfer,
     existing: &Transfer,
     pending: &Transfer,
@@ -55,7 +55,7 @@ pub(in crate::ledger::state_machine) fn post_or_void_exists_status(
 
 /// A user-data field of a resubmitted post/void differs when it is set and differs from the
 /// stored value, or when it is 0 (inherit) and the stored value is not the pending one.
-pub(in crate::ledger::state_machine) fn inherited_field_differs<T: PartialEq + Default>(
+pub(in crate::ledger::state) fn inherited_field_differs<T: PartialEq + Default>(
     submitted: T,
     existing: T,
     pending: T,
@@ -68,7 +68,7 @@ pub(in crate::ledger::state_machine) fn inherited_field_differs<T: PartialEq + D
 }
 
 /// Steps P1–P10: the post/void path's flag and field checks, in order.
-pub(in crate::ledger::state_machine) fn check_post_or_void_fields(
+pub(in crate::ledger::state) fn check_post_or_void_fields(
     t: &Transfer,
 ) -> Result<(), CreateTransferStatus> {
     use CreateTransferStatus as S;
@@ -102,7 +102,7 @@ pub(in crate::ledger::state_machine) fn check_post_or_void_fields(
 }
 
 /// Steps P13–P16: the optional fields of a post/void must match the pending transfer.
-pub(in crate::ledger::state_machine) fn check_post_or_void_matches(
+pub(in crate::ledger::state) fn check_post_or_void_matches(
     t: &Transfer,
     pending: &Transfer,
 ) -> Result<(), CreateTransferStatus> {
@@ -124,7 +124,7 @@ pub(in crate::ledger::state_machine) fn check_post_or_void_matches(
 
 /// Steps P17–P19: the amount a post/void moves. A void's 0 and a post's AMOUNT_MAX mean the
 /// full pending amount; a post's 0 posts nothing.
-pub(in crate::ledger::state_machine) fn post_or_void_amount(
+pub(in crate::ledger::state) fn post_or_void_amount(
     t: &Transfer,
     pending: &Transfer,
 ) -> Result<u128, CreateTransferStatus> {
@@ -144,10 +144,7 @@ pub(in crate::ledger::state_machine) fn post_or_void_amount(
 }
 
 /// A post/void's user-data field: its own value, or the pending transfer's when it is 0.
-pub(in crate::ledger::state_machine) fn inherit<T: PartialEq + Default>(
-    value: T,
-    inherited: T,
-) -> T {
+pub(in crate::ledger::state) fn inherit<T: PartialEq + Default>(value: T, inherited: T) -> T {
     if value != T::default() {
         value
     } else {
@@ -157,7 +154,7 @@ pub(in crate::ledger::state_machine) fn inherit<T: PartialEq + Default>(
 
 /// The stored record of a post/void: the pending transfer's accounts, ledger and code, and
 /// its user data wherever the post/void leaves them 0.
-pub(in crate::ledger::state_machine) fn post_or_void_record(
+pub(in crate::ledger::state) fn post_or_void_record(
     t: &Transfer,
     pending: &Transfer,
     amount: u128,
@@ -182,7 +179,7 @@ pub(in crate::ledger::state_machine) fn post_or_void_record(
 
 impl LedgerState {
     /// Steps P1–P25: a post or void of a pending transfer.
-    pub(in crate::ledger::state_machine) fn post_or_void_pending_transfer(
+    pub(in crate::ledger::state) fn post_or_void_pending_transfer(
         &mut self,
         t: &Transfer,
         timestamp: u64,
@@ -235,7 +232,7 @@ impl LedgerState {
     /// Steps P20–P21: fails when the pending transfer was already resolved, or when its
     /// expiry instant is at or before the post/void's own timestamp (even if not yet
     /// released).
-    pub(in crate::ledger::state_machine) fn check_pending_unresolved(
+    pub(in crate::ledger::state) fn check_pending_unresolved(
         &self,
         pending_slot: u32,
         pending: &Transfer,
@@ -257,7 +254,7 @@ impl LedgerState {
     /// Step P25: stores the post/void record, resolves the pending transfer, releases its
     /// full pending amount, posts the record's amount when posting, reopens accounts closed
     /// by a voided closing transfer, and records the balance history.
-    pub(in crate::ledger::state_machine) fn apply_post_or_void(
+    pub(in crate::ledger::state) fn apply_post_or_void(
         &mut self,
         record: &Transfer,
         pending_slot: u32,
@@ -300,7 +297,7 @@ impl LedgerState {
     /// Releases one expired pending transfer: no transfer record and no balance-history row,
     /// the full pending amount released, closing flags undone, the status set to `expired`.
     /// The caller has already taken it off the expiry queue.
-    pub(in crate::ledger::state_machine) fn apply_expiry(&mut self, slot: u32) {
+    pub(in crate::ledger::state) fn apply_expiry(&mut self, slot: u32) {
         let Some(pending) = self.transfers.get(slot as usize).copied() else {
             return;
         };
