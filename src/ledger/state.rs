@@ -60,6 +60,12 @@
 //! range and then scan the store: O(log n + scanned). That is O(n) in the worst case for a
 //! selective filter. This is deliberate, because secondary indexes on user data would cost
 //! memory per transfer. [`LedgerState::image`] is O(number of chunks + chunk length).
+//!
+//! Files: this one holds the state and its public calls; `batch.rs` the batch driver (the
+//! batch-level rules B1–B7 and dense results), `create/` the per-object rulebooks,
+//! `undo.rs` the linked chain's undo log and rollback, `query.rs` lookups and queries,
+//! `links.rs` per-account transfer lists, `image.rs` snapshot images and restore,
+//! `invariants.rs` the consistency checks.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -73,11 +79,16 @@ use crate::ledger::{
     CreateTransferResult, CreateTransferStatus, Transfer, TransferFlags,
 };
 
+mod batch;
 mod create;
 mod image;
 mod invariants;
 mod links;
 mod query;
+mod undo;
+
+use batch::first_event_timestamp;
+use undo::{UndoEntry, UndoLog};
 
 pub use image::LedgerImage;
 #[cfg(any(test, feature = "internals"))]
@@ -166,31 +177,6 @@ struct HistoryRow {
 /// requires (expiry instant, then creation timestamp).
 type ExpiryKey = (u64, u64, u32);
 
-/// The store lengths when the open chain began; appends beyond them are the chain's.
-#[derive(Clone, Copy, Debug, Default)]
-struct UndoMark {
-    accounts_len: usize,
-    transfers_len: usize,
-    history_len: usize,
-}
-
-/// One overwrite made by the open chain, with the value it replaced.
-#[derive(Clone, Copy, Debug)]
-enum UndoEntry {
-    /// An account's balances or flags changed.
-    Account { index: u32, before: Account },
-    /// A pending transfer's resolution changed.
-    Status { slot: u32, before: PendingStatus },
-}
-
-/// The undo log of the open linked chain.
-#[derive(Clone, Debug, Default)]
-struct UndoLog {
-    active: bool,
-    mark: UndoMark,
-    entries: Vec<UndoEntry>,
-}
-
 /// Estimated heap bytes per component of the ledger state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MemoryUsage {
@@ -273,24 +259,10 @@ pub struct LedgerState {
     undo: UndoLog,
 }
 
-/// Returns the timestamp of event `index` of a batch of `count` events with batch timestamp
-/// `batch_timestamp`: the batch takes the `count` consecutive timestamps ending at
-/// `batch_timestamp`. Saturates at 0 for out-of-contract inputs instead of panicking.
-fn event_timestamp(batch_timestamp: u64, count: usize, index: usize) -> u64 {
-    let distance_from_last = count.saturating_sub(index + 1);
-    batch_timestamp.saturating_sub(u64::try_from(distance_from_last).unwrap_or(u64::MAX))
-}
-
 /// The most events (accounts or transfers, 128 bytes each) that `log_bytes` of logged
 /// batches can hold.
 fn events_max(log_bytes: u64) -> usize {
     usize::try_from(log_bytes / size_of::<Transfer>() as u64).unwrap_or(usize::MAX)
-}
-
-/// The instant used for the expiry run before a batch: the first event's timestamp, or the
-/// batch timestamp itself for an empty batch.
-fn first_event_timestamp(count: usize, batch_timestamp: u64) -> u64 {
-    event_timestamp(batch_timestamp, count, 0)
 }
 
 /// Returns true when `timestamp` is a valid timestamp, [1, 2^63 − 1].
@@ -316,121 +288,6 @@ fn expires_at(transfer: &Transfer) -> Option<u128> {
 fn expiry_key(slot: u32, transfer: &Transfer) -> Option<ExpiryKey> {
     let instant = u64::try_from(expires_at(transfer)?).ok()?;
     Some((instant, transfer.timestamp, slot))
-}
-
-/// The parts of an event that the batch-level steps (B1–B7) look at.
-trait CreateEvent {
-    fn id(&self) -> u128;
-    fn is_linked(&self) -> bool;
-    fn is_imported(&self) -> bool;
-    fn user_timestamp(&self) -> u64;
-    /// The timestamp of the stored object of this kind with this id, if any.
-    fn stored_timestamp(state: &LedgerState, id: u128) -> Option<u64>;
-}
-
-impl CreateEvent for Account {
-    fn id(&self) -> u128 {
-        self.id
-    }
-    fn is_linked(&self) -> bool {
-        self.flags.contains(AccountFlags::LINKED)
-    }
-    fn is_imported(&self) -> bool {
-        self.flags.contains(AccountFlags::IMPORTED)
-    }
-    fn user_timestamp(&self) -> u64 {
-        self.timestamp
-    }
-    fn stored_timestamp(state: &LedgerState, id: u128) -> Option<u64> {
-        state.account(id).map(|account| account.timestamp)
-    }
-}
-
-impl CreateEvent for Transfer {
-    fn id(&self) -> u128 {
-        self.id
-    }
-    fn is_linked(&self) -> bool {
-        self.flags.contains(TransferFlags::LINKED)
-    }
-    fn is_imported(&self) -> bool {
-        self.flags.contains(TransferFlags::IMPORTED)
-    }
-    fn user_timestamp(&self) -> u64 {
-        self.timestamp
-    }
-    fn stored_timestamp(state: &LedgerState, id: u128) -> Option<u64> {
-        state
-            .transfer_by_id(id)
-            .map(|(_, transfer)| transfer.timestamp)
-    }
-}
-
-/// The statuses that the batch-level steps produce, common to accounts and transfers.
-trait CreateStatus: Copy + Eq {
-    const CREATED: Self;
-    const EXISTS: Self;
-    const LINKED_EVENT_FAILED: Self;
-    const LINKED_EVENT_CHAIN_OPEN: Self;
-    const IMPORTED_EVENT_EXPECTED: Self;
-    const IMPORTED_EVENT_NOT_EXPECTED: Self;
-    const TIMESTAMP_MUST_BE_ZERO: Self;
-    const IMPORTED_EVENT_TIMESTAMP_OUT_OF_RANGE: Self;
-    const IMPORTED_EVENT_TIMESTAMP_MUST_NOT_ADVANCE: Self;
-    /// Whether a failure with this status burns the event's id (transfers only).
-    fn burns_id(self) -> bool;
-}
-
-impl CreateStatus for CreateAccountStatus {
-    const CREATED: Self = Self::Created;
-    const EXISTS: Self = Self::Exists;
-    const LINKED_EVENT_FAILED: Self = Self::LinkedEventFailed;
-    const LINKED_EVENT_CHAIN_OPEN: Self = Self::LinkedEventChainOpen;
-    const IMPORTED_EVENT_EXPECTED: Self = Self::ImportedEventExpected;
-    const IMPORTED_EVENT_NOT_EXPECTED: Self = Self::ImportedEventNotExpected;
-    const TIMESTAMP_MUST_BE_ZERO: Self = Self::TimestampMustBeZero;
-    const IMPORTED_EVENT_TIMESTAMP_OUT_OF_RANGE: Self = Self::ImportedEventTimestampOutOfRange;
-    const IMPORTED_EVENT_TIMESTAMP_MUST_NOT_ADVANCE: Self =
-        Self::ImportedEventTimestampMustNotAdvance;
-
-    /// Account statuses never depend on transient state, so no account id is ever burnt.
-    fn burns_id(self) -> bool {
-        false
-    }
-}
-
-impl CreateStatus for CreateTransferStatus {
-    const CREATED: Self = Self::Created;
-    const EXISTS: Self = Self::Exists;
-    const LINKED_EVENT_FAILED: Self = Self::LinkedEventFailed;
-    const LINKED_EVENT_CHAIN_OPEN: Self = Self::LinkedEventChainOpen;
-    const IMPORTED_EVENT_EXPECTED: Self = Self::ImportedEventExpected;
-    const IMPORTED_EVENT_NOT_EXPECTED: Self = Self::ImportedEventNotExpected;
-    const TIMESTAMP_MUST_BE_ZERO: Self = Self::TimestampMustBeZero;
-    const IMPORTED_EVENT_TIMESTAMP_OUT_OF_RANGE: Self = Self::ImportedEventTimestampOutOfRange;
-    const IMPORTED_EVENT_TIMESTAMP_MUST_NOT_ADVANCE: Self =
-        Self::ImportedEventTimestampMustNotAdvance;
-
-    fn burns_id(self) -> bool {
-        self.is_transient()
-    }
-}
-
-/// Where an event sits in its batch, as the batch-level steps need it.
-#[derive(Clone, Copy)]
-struct EventPosition {
-    index: usize,
-    count: usize,
-    assigned_timestamp: u64,
-    batch_timestamp: u64,
-    batch_imported: bool,
-    chain_broken: bool,
-}
-
-/// The linked chain currently open in a batch.
-struct OpenChain {
-    start_index: usize,
-    broken: bool,
 }
 
 impl LedgerState {
@@ -550,248 +407,6 @@ impl LedgerState {
             self.expiry_queue.pop_first();
             self.apply_expiry(slot);
         }
-    }
-
-    /// Runs the batch-level steps B1–B7 and the linked-chain rules for every event, applying
-    /// each event with `create`, and returns `(status, result timestamp)` per event.
-    ///
-    /// Before each group of [`WARM_GROUP_LEN`] events, `warm` reads the memory the group will
-    /// touch (see `warm_transfers`). `create` gets the event's index in the batch.
-    fn execute_batch<E, S>(
-        &mut self,
-        events: &[E],
-        batch_timestamp: u64,
-        warm: impl Fn(&Self, Range<usize>) -> u64,
-        create: impl Fn(&mut Self, usize, &E, u64) -> Result<(), S>,
-    ) -> Vec<(S, u64)>
-    where
-        E: CreateEvent,
-        S: CreateStatus,
-    {
-        let count = events.len();
-        // The first event decides whether the whole batch is imported, even if it fails.
-        let batch_imported = events.first().is_some_and(CreateEvent::is_imported);
-        let mut results: Vec<(S, u64)> = Vec::with_capacity(count);
-        let mut chain: Option<OpenChain> = None;
-        for (index, event) in events.iter().enumerate() {
-            if index % WARM_GROUP_LEN == 0 {
-                let group_end = (index + WARM_GROUP_LEN).min(count);
-                std::hint::black_box(warm(self, index..group_end));
-            }
-            let assigned_timestamp = event_timestamp(batch_timestamp, count, index);
-            // B1: a linked event with no open chain opens one.
-            if event.is_linked() && chain.is_none() {
-                chain = Some(OpenChain {
-                    start_index: index,
-                    broken: false,
-                });
-                self.begin_chain();
-            }
-            let position = EventPosition {
-                index,
-                count,
-                assigned_timestamp,
-                batch_timestamp,
-                batch_imported,
-                chain_broken: chain.as_ref().is_some_and(|open| open.broken),
-            };
-            let outcome = self.evaluate_event(event, position, &create);
-            let status = outcome.err().unwrap_or(S::CREATED);
-            // Computed before a rollback, so `exists` still sees an object created earlier
-            // in the same chain.
-            let result_timestamp = self.result_timestamp(event, assigned_timestamp, &outcome);
-            if status != S::CREATED {
-                self.fail_event(&mut chain, &mut results, index);
-                // A transient failure burns the id after the rollback, so it survives it.
-                if status.burns_id() {
-                    self.failed_ids.insert(event.id());
-                }
-            }
-            results.push((status, result_timestamp));
-            // The chain ends at its first unlinked event, or at the batch's end.
-            if (!event.is_linked() || status == S::LINKED_EVENT_CHAIN_OPEN)
-                && chain.take().is_some_and(|open| !open.broken)
-            {
-                self.commit_chain();
-            }
-        }
-        if chain.is_some_and(|open| !open.broken) {
-            self.commit_chain();
-        }
-        results
-    }
-
-    /// The first failure inside a chain breaks it: undo every effect of the chain's earlier
-    /// events and report them as `linked_event_failed`, keeping their timestamps.
-    fn fail_event<S: CreateStatus>(
-        &mut self,
-        chain: &mut Option<OpenChain>,
-        results: &mut [(S, u64)],
-        index: usize,
-    ) {
-        if let Some(open) = chain.as_mut().filter(|open| !open.broken) {
-            open.broken = true;
-            self.rollback_chain();
-            for earlier in results.get_mut(open.start_index..index).unwrap_or_default() {
-                earlier.0 = S::LINKED_EVENT_FAILED;
-            }
-        }
-    }
-
-    /// Decides one event's outcome (steps B2–B7): `Ok(timestamp)` when it was applied.
-    fn evaluate_event<E, S>(
-        &mut self,
-        event: &E,
-        position: EventPosition,
-        create: &impl Fn(&mut Self, usize, &E, u64) -> Result<(), S>,
-    ) -> Result<u64, S>
-    where
-        E: CreateEvent,
-        S: CreateStatus,
-    {
-        // B2: the batch must not end inside a chain; checked before B3.
-        if event.is_linked() && position.index + 1 == position.count {
-            return Err(S::LINKED_EVENT_CHAIN_OPEN);
-        }
-        // B3: once a chain broke, its remaining events are not evaluated.
-        if position.chain_broken {
-            return Err(S::LINKED_EVENT_FAILED);
-        }
-        // B4: every event must agree with the first one on being imported.
-        if event.is_imported() != position.batch_imported {
-            return Err(if event.is_imported() {
-                S::IMPORTED_EVENT_NOT_EXPECTED
-            } else {
-                S::IMPORTED_EVENT_EXPECTED
-            });
-        }
-        let event_timestamp = if event.is_imported() {
-            // B5: an imported timestamp must be valid and strictly before the batch's.
-            if !timestamp_valid(event.user_timestamp()) {
-                return Err(S::IMPORTED_EVENT_TIMESTAMP_OUT_OF_RANGE);
-            }
-            if event.user_timestamp() >= position.batch_timestamp {
-                return Err(S::IMPORTED_EVENT_TIMESTAMP_MUST_NOT_ADVANCE);
-            }
-            event.user_timestamp()
-        } else {
-            // B6: a non-imported event must leave its timestamp to the ledger.
-            if event.user_timestamp() != 0 {
-                return Err(S::TIMESTAMP_MUST_BE_ZERO);
-            }
-            position.assigned_timestamp
-        };
-        // B7: the per-object rules.
-        create(self, position.index, event, event_timestamp)?;
-        Ok(event_timestamp)
-    }
-
-    /// Returns the timestamp TigerBeetle 0.17 reports with an event's dense result.
-    fn result_timestamp<E, S>(
-        &self,
-        event: &E,
-        assigned_timestamp: u64,
-        outcome: &Result<u64, S>,
-    ) -> u64
-    where
-        E: CreateEvent,
-        S: CreateStatus,
-    {
-        match outcome {
-            Ok(event_timestamp) => *event_timestamp,
-            Err(status) if *status == S::EXISTS => {
-                E::stored_timestamp(self, event.id()).unwrap_or(assigned_timestamp)
-            }
-            Err(status) if *status == S::LINKED_EVENT_FAILED => {
-                if event.is_imported() && event.user_timestamp() != 0 {
-                    event.user_timestamp()
-                } else {
-                    assigned_timestamp
-                }
-            }
-            Err(_) => assigned_timestamp,
-        }
-    }
-
-    /// Opens the undo log for a new chain.
-    fn begin_chain(&mut self) {
-        self.undo.active = true;
-        self.undo.entries.clear();
-        self.undo.mark = UndoMark {
-            accounts_len: self.accounts.len(),
-            transfers_len: self.transfers.len(),
-            history_len: self.history.len(),
-        };
-    }
-
-    /// Keeps the chain's effects and closes the undo log.
-    fn commit_chain(&mut self) {
-        self.undo.active = false;
-        self.undo.entries.clear();
-    }
-
-    /// Undoes every effect of the open chain: first the logged overwrites, newest first, then
-    /// the appends beyond the undo mark with the index entries that point at them.
-    fn rollback_chain(&mut self) {
-        self.undo.active = false;
-        let mut entries = std::mem::take(&mut self.undo.entries);
-        for entry in entries.iter().rev() {
-            match *entry {
-                UndoEntry::Account { index, before } => {
-                    if let Some(account) = self.accounts.get_mut(index as usize) {
-                        account.0 = before;
-                    }
-                }
-                UndoEntry::Status { slot, before } => self.restore_status(slot, before),
-            }
-        }
-        entries.clear();
-        self.undo.entries = entries;
-        let mark = self.undo.mark;
-        while self.transfers.len() > mark.transfers_len {
-            self.pop_transfer();
-        }
-        self.links.truncate_transfers(mark.transfers_len);
-        self.pending_statuses.truncate(mark.transfers_len);
-        self.history.truncate(mark.history_len);
-        while self.accounts.len() > mark.accounts_len {
-            let last = self.accounts.len() - 1;
-            if let Some(account) = self.accounts.get(last) {
-                self.account_index.remove(account.id);
-            }
-            self.links.truncate_accounts(last);
-            self.accounts.truncate(last);
-        }
-    }
-
-    /// Puts a pending status back as it was, re-queueing the transfer when it becomes
-    /// pending again.
-    fn restore_status(&mut self, slot: u32, before: PendingStatus) {
-        if let Some(status) = self.pending_statuses.get_mut(slot as usize) {
-            *status = before;
-        }
-        if before == PendingStatus::Pending {
-            let key = self
-                .transfers
-                .get(slot as usize)
-                .and_then(|transfer| expiry_key(slot, transfer));
-            if let Some(key) = key {
-                self.expiry_queue.insert(key);
-            }
-        }
-    }
-
-    /// Removes the newest transfer record with its id-index and expiry-queue entries.
-    fn pop_transfer(&mut self) {
-        let slot = self.transfers.len().saturating_sub(1);
-        let Some(transfer) = self.transfers.last().copied() else {
-            return;
-        };
-        self.transfer_index.remove(transfer.id);
-        if let Some(key) = expiry_key(slot as u32, &transfer) {
-            self.expiry_queue.remove(&key);
-        }
-        self.transfers.truncate(slot);
     }
 
     /// Reads, without deciding anything, the id-index buckets and account records that
