@@ -13,6 +13,7 @@
 //! which this crate's own tests, benchmarks and fuzzers use.
 
 pub mod clock;
+pub(crate) mod header;
 pub mod io;
 pub mod metrics;
 pub mod snapshot;

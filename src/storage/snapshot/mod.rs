@@ -27,6 +27,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::storage::header::{intact_version, put_u32, put_u64, seal, u32_at, u64_at};
 use crate::storage::io::{File, Io, Mapping, OpenMode};
 use crate::storage::wal::Lsn;
 
@@ -132,23 +133,13 @@ impl SnapshotHeader {
     /// Encodes the header.
     pub fn encode(&self) -> [u8; SNAPSHOT_HEADER_SIZE_BYTES] {
         let mut bytes = [0u8; SNAPSHOT_HEADER_SIZE_BYTES];
-        bytes[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
-        bytes[8..12].copy_from_slice(&SNAPSHOT_FORMAT_VERSION.to_le_bytes());
-        bytes[16..24].copy_from_slice(&self.lsn.to_le_bytes());
-        bytes[24..32].copy_from_slice(&self.payload_len.to_le_bytes());
-        bytes[32..36].copy_from_slice(&self.payload_crc.to_le_bytes());
-        bytes[36..44].copy_from_slice(&self.ledger_id.to_le_bytes());
-        let crc = header_crc(&bytes);
-        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        put_u64(&mut bytes, 16, self.lsn);
+        put_u64(&mut bytes, 24, self.payload_len);
+        put_u32(&mut bytes, 32, self.payload_crc);
+        put_u64(&mut bytes, 36, self.ledger_id);
+        seal(&mut bytes, &SNAPSHOT_MAGIC, SNAPSHOT_FORMAT_VERSION);
         bytes
     }
-}
-
-fn header_crc(bytes: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&bytes[0..12]);
-    hasher.update(&bytes[16..SNAPSHOT_HEADER_SIZE_BYTES]);
-    hasher.finalize()
 }
 
 /// Verifies a whole snapshot file image and returns its header and payload.
@@ -157,17 +148,15 @@ pub fn decode(bytes: &[u8]) -> Result<(SnapshotHeader, &[u8]), SnapshotCorruptRe
     let Some(header_bytes) = bytes.get(..SNAPSHOT_HEADER_SIZE_BYTES) else {
         return Err(SnapshotCorruptReason::Header);
     };
-    let u32_at = |o: usize| u32::from_le_bytes(header_bytes[o..o + 4].try_into().expect("4"));
-    let u64_at = |o: usize| u64::from_le_bytes(header_bytes[o..o + 8].try_into().expect("8"));
-    let valid = header_bytes[0..8] == SNAPSHOT_MAGIC
-        && u32_at(12) == header_crc(header_bytes)
-        && header_bytes[44..].iter().all(|&b| b == 0);
-    if !valid {
+    let u32_at = |o: usize| u32_at(header_bytes, o);
+    let u64_at = |o: usize| u64_at(header_bytes, o);
+    let version = intact_version(header_bytes, &SNAPSHOT_MAGIC);
+    let Some(version) = version.filter(|_| header_bytes[44..].iter().all(|&b| b == 0)) else {
         return Err(SnapshotCorruptReason::Header);
-    }
-    if u32_at(8) != SNAPSHOT_FORMAT_VERSION {
+    };
+    if version != SNAPSHOT_FORMAT_VERSION {
         return Err(SnapshotCorruptReason::Version {
-            found: u32_at(8),
+            found: version,
             supported: SNAPSHOT_FORMAT_VERSION,
         });
     }

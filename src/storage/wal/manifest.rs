@@ -41,6 +41,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{Lsn, WalError};
+use crate::storage::header::{intact_version, put_u32, put_u64, seal, u32_at, u64_at};
 use crate::storage::io::{File, Io, OpenMode};
 
 /// Name of the manifest file in the log directory.
@@ -92,18 +93,14 @@ impl Manifest {
     /// Encodes the state as one slot.
     pub fn encode(&self) -> [u8; MANIFEST_SLOT_BYTES] {
         let mut bytes = [0u8; MANIFEST_SLOT_BYTES];
-        bytes[0..8].copy_from_slice(&MANIFEST_MAGIC);
-        bytes[8..12].copy_from_slice(&MANIFEST_FORMAT_VERSION.to_le_bytes());
-        bytes[16..24].copy_from_slice(&self.sequence.to_le_bytes());
-        bytes[24..32].copy_from_slice(&self.log_id.to_le_bytes());
-        bytes[32..40].copy_from_slice(&self.first_index.to_le_bytes());
-        bytes[40..48].copy_from_slice(&self.last_index.to_le_bytes());
-        bytes[48..56].copy_from_slice(&self.acked_lsn.to_le_bytes());
-        bytes[56..64].copy_from_slice(&self.end_index.to_le_bytes());
-        let flags = if self.clean { FLAG_CLEAN } else { 0 };
-        bytes[64..68].copy_from_slice(&flags.to_le_bytes());
-        let crc = slot_crc(&bytes);
-        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        put_u64(&mut bytes, 16, self.sequence);
+        put_u64(&mut bytes, 24, self.log_id);
+        put_u64(&mut bytes, 32, self.first_index);
+        put_u64(&mut bytes, 40, self.last_index);
+        put_u64(&mut bytes, 48, self.acked_lsn);
+        put_u64(&mut bytes, 56, self.end_index);
+        put_u32(&mut bytes, 64, if self.clean { FLAG_CLEAN } else { 0 });
+        seal(&mut bytes, &MANIFEST_MAGIC, MANIFEST_FORMAT_VERSION);
         debug_assert_eq!(decode_slot(&bytes), ManifestSlot::Valid(*self));
         bytes
     }
@@ -122,13 +119,6 @@ pub enum ManifestSlot {
     Invalid,
 }
 
-fn slot_crc(bytes: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&bytes[0..12]);
-    hasher.update(&bytes[16..MANIFEST_SLOT_BYTES]);
-    hasher.finalize()
-}
-
 /// Classifies one slot's bytes. Never panics.
 pub fn decode_slot(bytes: &[u8]) -> ManifestSlot {
     let Some(bytes) = bytes.get(..MANIFEST_SLOT_BYTES) else {
@@ -137,14 +127,17 @@ pub fn decode_slot(bytes: &[u8]) -> ManifestSlot {
     if bytes.iter().all(|&b| b == 0) {
         return ManifestSlot::Zero;
     }
-    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
-    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
-    let intact = bytes[0..8] == MANIFEST_MAGIC && u32_at(12) == slot_crc(bytes);
-    if intact && u32_at(8) != MANIFEST_FORMAT_VERSION {
-        return ManifestSlot::Version(u32_at(8));
+    let u32_at = |o: usize| u32_at(bytes, o);
+    let u64_at = |o: usize| u64_at(bytes, o);
+    let version = intact_version(bytes, &MANIFEST_MAGIC);
+    if let Some(version) = version
+        && version != MANIFEST_FORMAT_VERSION
+    {
+        return ManifestSlot::Version(version);
     }
     let flags = u32_at(64);
-    let valid = intact && flags & !FLAG_CLEAN == 0 && bytes[68..].iter().all(|&b| b == 0);
+    let valid =
+        version.is_some() && flags & !FLAG_CLEAN == 0 && bytes[68..].iter().all(|&b| b == 0);
     if !valid {
         return ManifestSlot::Invalid;
     }

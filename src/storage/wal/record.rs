@@ -29,6 +29,7 @@
 //! submission, puts them in the right places.
 
 use super::Lsn;
+use crate::storage::header::{u32_at, u64_at};
 
 /// Size of a record header.
 pub const RECORD_HEADER_SIZE_BYTES: usize = 32;
@@ -236,14 +237,6 @@ pub fn encode_frame(out: &mut Vec<u8>, lsn: Lsn, parts: &[&[u8]]) {
             body_crc,
         })
     );
-}
-
-fn u32_at(bytes: &[u8], offset: usize) -> u32 {
-    u32::from_le_bytes(bytes[offset..offset + 4].try_into().expect("4 bytes"))
-}
-
-fn u64_at(bytes: &[u8], offset: usize) -> u64 {
-    u64::from_le_bytes(bytes[offset..offset + 8].try_into().expect("8 bytes"))
 }
 
 /// Classifies the 32 bytes of a header slot. `bytes` must be 32 bytes long.

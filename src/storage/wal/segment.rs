@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::manifest::ManifestFile;
 use super::{Lsn, WalError};
+use crate::storage::header::{intact_version, put_u32, put_u64, seal, u32_at, u64_at};
 use crate::storage::io::{File, Io, OpenMode};
 
 /// A sparse-index entry is added at least every this many bytes.
@@ -93,15 +94,12 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_SIZE_BYTES] {
         assert!(self.first_frame_offset_is_valid(), "{self:?}");
         let mut bytes = [0u8; SEGMENT_HEADER_SIZE_BYTES];
-        bytes[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        bytes[8..12].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
-        bytes[16..24].copy_from_slice(&self.index.to_le_bytes());
-        bytes[24..32].copy_from_slice(&self.base_lsn.to_le_bytes());
-        bytes[32..40].copy_from_slice(&self.segment_size_bytes.to_le_bytes());
-        bytes[40..48].copy_from_slice(&self.log_id.to_le_bytes());
-        bytes[48..52].copy_from_slice(&self.first_frame_offset.to_le_bytes());
-        let crc = header_crc(&bytes);
-        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+        put_u64(&mut bytes, 16, self.index);
+        put_u64(&mut bytes, 24, self.base_lsn);
+        put_u64(&mut bytes, 32, self.segment_size_bytes);
+        put_u64(&mut bytes, 40, self.log_id);
+        put_u32(&mut bytes, 48, self.first_frame_offset);
+        seal(&mut bytes, &SEGMENT_MAGIC, SEGMENT_FORMAT_VERSION);
         debug_assert_eq!(
             decode_segment_header(&bytes),
             SegmentHeaderSlot::Valid(*self)
@@ -117,13 +115,6 @@ impl SegmentHeader {
     }
 }
 
-fn header_crc(bytes: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&bytes[0..12]);
-    hasher.update(&bytes[16..SEGMENT_HEADER_SIZE_BYTES]);
-    hasher.finalize()
-}
-
 /// Classifies the first bytes of a segment file (at least 64 bytes).
 pub fn decode_segment_header(bytes: &[u8]) -> SegmentHeaderSlot {
     let Some(bytes) = bytes.get(..SEGMENT_HEADER_SIZE_BYTES) else {
@@ -132,16 +123,18 @@ pub fn decode_segment_header(bytes: &[u8]) -> SegmentHeaderSlot {
     if bytes.iter().all(|&b| b == 0) {
         return SegmentHeaderSlot::Zero;
     }
-    let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
-    let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
+    let u32_at = |o: usize| u32_at(bytes, o);
+    let u64_at = |o: usize| u64_at(bytes, o);
     // Another version only if the header is otherwise intact (format 1
     // computed its checksum over the same bytes): a flipped version bit is
     // damage, not a foreign format.
-    let intact = bytes[0..8] == SEGMENT_MAGIC && u32_at(12) == header_crc(bytes);
-    if intact && u32_at(8) != SEGMENT_FORMAT_VERSION {
-        return SegmentHeaderSlot::Version(u32_at(8));
+    let version = intact_version(bytes, &SEGMENT_MAGIC);
+    if let Some(version) = version
+        && version != SEGMENT_FORMAT_VERSION
+    {
+        return SegmentHeaderSlot::Version(version);
     }
-    let valid = intact && bytes[52..].iter().all(|&b| b == 0);
+    let valid = version.is_some() && bytes[52..].iter().all(|&b| b == 0);
     if !valid {
         return SegmentHeaderSlot::Invalid;
     }
