@@ -16,6 +16,7 @@ pub mod clock;
 pub(crate) mod header;
 pub mod io;
 pub mod metrics;
+pub(crate) mod poison;
 pub mod snapshot;
 pub mod store;
 pub mod wal;

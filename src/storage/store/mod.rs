@@ -33,7 +33,7 @@ mod tests;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
@@ -319,8 +319,7 @@ struct Core<M: StateMachine> {
     /// `checkpoint_done` is notified after each attempt.
     checkpoint_stats: Mutex<CheckpointStats>,
     checkpoint_done: parking_lot::Condvar,
-    poison: Mutex<Option<Arc<StoreError>>>,
-    poisoned: AtomicBool,
+    poison: crate::storage::poison::Poison<StoreError>,
     /// The LSN whose command applies next: commands apply in log order.
     turnstile: Mutex<Lsn>,
     turnstile_changed: parking_lot::Condvar,
@@ -497,8 +496,7 @@ impl<M: StateMachine> Store<M> {
             checkpoint_retry_at_bytes: AtomicU64::new(options.checkpoint_interval_bytes),
             checkpoint_stats: Mutex::new(CheckpointStats::default()),
             checkpoint_done: parking_lot::Condvar::new(),
-            poison: Mutex::new(None),
-            poisoned: AtomicBool::new(false),
+            poison: crate::storage::poison::Poison::default(),
             turnstile: Mutex::new(applied_lsn + 1),
             turnstile_changed: parking_lot::Condvar::new(),
             apply_latency: crate::storage::metrics::Histogram::default(),
@@ -640,7 +638,7 @@ impl<M: StateMachine> Store<M> {
     pub fn wait_for_checkpoints(&self, completed: u64) -> CheckpointStats {
         let mut stats = self.core.checkpoint_stats.lock();
         while stats.completed < completed
-            && !self.core.poisoned.load(Ordering::SeqCst)
+            && !self.core.poison.is_set()
             && !self.core.wal.is_poisoned()
             && self.checkpointer.is_some()
         {
@@ -687,22 +685,16 @@ impl<M: StateMachine> Drop for Store<M> {
 
 impl<M: StateMachine> Core<M> {
     fn check_poison(&self) -> Result<(), StoreError> {
-        if self.poisoned.load(Ordering::SeqCst)
-            && let Some(cause) = self.poison.lock().clone()
-        {
-            return Err(StoreError::Poisoned { cause });
+        match self.poison.cause() {
+            Some(cause) => Err(StoreError::Poisoned { cause }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn poison(&self, error: StoreError) -> StoreError {
-        let mut poison = self.poison.lock();
-        if poison.is_none() {
-            tracing::error!(target: "syncpay", %error, "store poisoned: every later call fails until it is reopened");
+        StoreError::Poisoned {
+            cause: self.poison.set(error, "store"),
         }
-        let cause = Arc::clone(poison.get_or_insert_with(|| Arc::new(error)));
-        self.poisoned.store(true, Ordering::SeqCst);
-        StoreError::Poisoned { cause }
     }
 
     fn note_log_bytes(&self, bytes: u64, checkpointer: Option<&Checkpointer>) {

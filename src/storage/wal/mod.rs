@@ -41,7 +41,7 @@ mod tests;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
@@ -197,8 +197,7 @@ pub(crate) struct Shared {
     dir: PathBuf,
     options: WalOptions,
     sequencer: Mutex<Sequencer>,
-    poison: Mutex<Option<Arc<WalError>>>,
-    poisoned: AtomicBool,
+    poison: crate::storage::poison::Poison<WalError>,
     segments: RwLock<Vec<Segment>>,
     /// Superseded segments still on disk, (index, path): deleted when the
     /// prefix is purged past them.
@@ -274,32 +273,15 @@ pub struct Submitted {
 impl Shared {
     /// Records the first failure and returns it as the poison cause.
     fn poison(&self, error: WalError) -> Arc<WalError> {
-        let mut poison = self.poison.lock();
-        let cause = match &*poison {
-            Some(cause) => Arc::clone(cause),
-            None => {
-                tracing::error!(
-                    target: "syncpay",
-                    dir = %self.dir.display(),
-                    %error,
-                    "log poisoned by a failed write or fdatasync: every later append fails until it is reopened"
-                );
-                let cause = Arc::new(error);
-                *poison = Some(Arc::clone(&cause));
-                cause
-            }
-        };
-        self.poisoned.store(true, Ordering::SeqCst);
-        cause
+        self.poison
+            .set(error, &format!("log {}", self.dir.display()))
     }
 
     fn check_poison(&self) -> Result<(), WalError> {
-        if self.poisoned.load(Ordering::SeqCst)
-            && let Some(cause) = self.poison.lock().clone()
-        {
-            return Err(WalError::Poisoned { cause });
+        match self.poison.cause() {
+            Some(cause) => Err(WalError::Poisoned { cause }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Publishes that every submission up to `ticket` is finished, and that
@@ -352,7 +334,7 @@ impl Shared {
             if !failed {
                 return Some(Ok(()));
             }
-            let cause = self.poison.lock().clone();
+            let cause = self.poison.cause();
             return Some(Err(
                 cause.map_or(WalError::Closed, |cause| WalError::Poisoned { cause })
             ));
@@ -572,8 +554,7 @@ impl Wal {
                 next_ticket: 1,
                 tx: (!read_only).then_some(tx),
             }),
-            poison: Mutex::new(None),
-            poisoned: AtomicBool::new(false),
+            poison: crate::storage::poison::Poison::default(),
             segments: RwLock::new(segments),
             dead: Mutex::new(dead),
             manifest,
@@ -857,7 +838,7 @@ impl Wal {
 
     /// True if an earlier failure poisoned the log.
     pub fn is_poisoned(&self) -> bool {
-        self.shared.poisoned.load(Ordering::SeqCst)
+        self.shared.poison.is_set()
     }
 
     /// Counters of the writer's work since open.
