@@ -352,8 +352,11 @@ fn benchmark_reports_its_own_misuse() {
         "{}",
         stderr(&existing)
     );
+    let fresh = temp.path().join("fresh");
     let small = syncpay(&[
         "benchmark",
+        "--directory",
+        fresh.to_str().unwrap(),
         "--account-count",
         "10",
         "--transfer-count",
@@ -370,4 +373,12 @@ fn benchmark_reports_its_own_misuse() {
         "{}",
         stdout(&small)
     );
+    // The same run measures its baseline, and removes the file it wrote.
+    assert!(
+        stdout(&small).contains("plain append + fdatasync baseline = "),
+        "{}",
+        stdout(&small)
+    );
+    assert!(!fresh.with_extension("baseline").exists());
+    assert!(fresh.join("wal").is_dir(), "--directory is kept");
 }

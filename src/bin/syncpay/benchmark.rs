@@ -128,6 +128,10 @@ pub struct BenchmarkReport {
     pub invariants: std::result::Result<(), String>,
     /// Time to reopen (snapshot load + log replay) and records replayed.
     pub recovery: (Duration, u64, Option<u64>),
+    /// The baseline of the same run: appending as many 144-byte records
+    /// (a 128-byte transfer plus a 16-byte frame header) to a plain file,
+    /// `fdatasync` after every batch of the same size.
+    pub baseline: Duration,
 }
 
 /// Runs the benchmark.
@@ -185,6 +189,8 @@ pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
         invariants = reopened.check_invariants().map_err(|e| e.to_string());
     }
     drop(reopened);
+    let baseline =
+        plain_append_baseline(&path, load.transfers_submitted, config.transfer_batch_size)?;
     Ok(BenchmarkReport {
         config_summary: summary(&config),
         transfers: load.transfers_submitted,
@@ -197,6 +203,7 @@ pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
         disk_bytes,
         invariants,
         recovery: (recovery_duration, replayed, snapshot_lsn),
+        baseline,
     })
 }
 
@@ -214,6 +221,40 @@ fn summary(config: &BenchmarkConfig) -> String {
         distribution,
         config.two_phase_percent
     )
+}
+
+/// Bytes per record of the plain-append baseline: a transfer and a frame
+/// header's worth.
+const BASELINE_RECORD_BYTES: usize = 144;
+
+/// Appends `records` records of [`BASELINE_RECORD_BYTES`] to a new file
+/// beside the ledger directory, `fdatasync` after every `batch` records, and
+/// returns the time taken; the file is removed afterwards.
+fn plain_append_baseline(ledger: &Path, records: u64, batch: usize) -> Result<Duration> {
+    use std::io::Write as _;
+    let path = ledger.with_extension("baseline");
+    let io = |e: std::io::Error| fail(format!("baseline file {}: {e}", path.display()));
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    let buffer: Vec<u8> = (0..batch * BASELINE_RECORD_BYTES)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let start = Instant::now();
+    let mut remaining = records;
+    while remaining > 0 {
+        let count = remaining.min(batch as u64) as usize;
+        file.write_all(&buffer[..count * BASELINE_RECORD_BYTES])
+            .map_err(io)?;
+        file.sync_data().map_err(io)?;
+        remaining -= count as u64;
+    }
+    let elapsed = start.elapsed();
+    drop(file);
+    std::fs::remove_file(&path).map_err(io)?;
+    Ok(elapsed)
 }
 
 fn account_id(index: u64) -> u128 {
@@ -554,6 +595,15 @@ impl fmt::Display for BenchmarkReport {
             self.transfers,
             self.load_duration.as_secs_f64(),
             self.transfers_failed
+        )?;
+        let baseline_rate = per_second(self.transfers, self.baseline);
+        writeln!(
+            f,
+            "plain append + fdatasync baseline = {:.0} records/s ({} records of {} bytes, same batches); load / baseline = {:.2}",
+            baseline_rate,
+            self.transfers,
+            BASELINE_RECORD_BYTES,
+            per_second(self.transfers, self.load_duration) / baseline_rate.max(1e-9)
         )?;
         let [p1, p50, p99, p100] = self.batch_latency;
         writeln!(
