@@ -107,10 +107,10 @@ impl Error {
         self.kind == ErrorKind::Corrupt
     }
 
-    /// True for [`ErrorKind::Poisoned`], and for a full disk that poisoned
-    /// the instance.
+    /// True for [`ErrorKind::Poisoned`] (whatever poisoned the instance,
+    /// a full disk included).
     pub fn is_poisoned(&self) -> bool {
-        self.kind == ErrorKind::Poisoned || matches!(&*self.repr, Repr::Store(e) if poisoned(e))
+        self.kind == ErrorKind::Poisoned
     }
 
     /// True if the disk is full (`ENOSPC`), also when that poisoned the
@@ -164,13 +164,6 @@ impl Error {
             Repr::Message(_) => None,
         }
     }
-}
-
-fn poisoned(error: &StoreError) -> bool {
-    matches!(
-        error,
-        StoreError::Poisoned { .. } | StoreError::Wal(WalError::Poisoned { .. })
-    )
 }
 
 fn kind_of(error: &StoreError) -> ErrorKind {

@@ -109,7 +109,13 @@ impl Verification {
     }
 }
 
-fn verify_snapshots(path: &Path, options: &LedgerOptions) -> Result<Vec<SnapshotInfo>> {
+/// Every snapshot file, verified; `verified` names one the caller already
+/// verified (the one an open used), which is not read again.
+fn verify_snapshots(
+    path: &Path,
+    options: &LedgerOptions,
+    verified: Option<Lsn>,
+) -> Result<Vec<SnapshotInfo>> {
     let dir = path.join(SNAPSHOT_DIR_NAME);
     let io = options.io_ref();
     let mut snapshots = SnapshotDir::existing(&dir, io.clone());
@@ -130,10 +136,14 @@ fn verify_snapshots(path: &Path, options: &LedgerOptions) -> Result<Vec<Snapshot
             .open(&file, crate::storage::io::OpenMode::ReadOnly)
             .and_then(|f| f.len())
             .unwrap_or(0);
-        let problem = match snapshots.load(lsn) {
-            Ok(_) => None,
-            Err(SnapshotError::Corrupt { reason, .. }) => Some(reason.to_string()),
-            Err(error) => return Err(error.into()),
+        let problem = if verified == Some(lsn) {
+            None
+        } else {
+            match snapshots.load(lsn) {
+                Ok(_) => None,
+                Err(SnapshotError::Corrupt { reason, .. }) => Some(reason.to_string()),
+                Err(error) => return Err(error.into()),
+            }
         };
         infos.push(SnapshotInfo {
             lsn,
@@ -158,11 +168,13 @@ fn open_log(
     Ok(Wal::open(&options.log_dir(path), wal_options)?)
 }
 
+/// Like [`crate::ledger::require_ledger`], and an empty path is not found
+/// either (inspection reads paths below it directly).
 fn require_ledger(path: &Path, options: &LedgerOptions) -> Result<()> {
-    if path.as_os_str().is_empty() || !crate::ledger::ledger_exists(path, options)? {
+    if path.as_os_str().is_empty() {
         return Err(Error::not_found(path.to_path_buf()));
     }
-    Ok(())
+    crate::ledger::require_ledger(path, options)
 }
 
 impl Ledger {
@@ -184,7 +196,7 @@ impl Ledger {
     pub fn inspect(path: impl AsRef<Path>, options: &LedgerOptions) -> Result<Inspection> {
         let path = path.as_ref();
         require_ledger(path, options)?;
-        let snapshots = verify_snapshots(path, options)?;
+        let snapshots = verify_snapshots(path, options, None)?;
         let needed = snapshots
             .iter()
             .find(|s| s.problem.is_none())
@@ -234,7 +246,7 @@ impl Ledger {
     ) -> Result<LogRecord> {
         let path = path.as_ref();
         require_ledger(path, options)?;
-        let snapshots = verify_snapshots(path, options)?;
+        let snapshots = verify_snapshots(path, options, None)?;
         let needed = snapshots
             .iter()
             .find(|s| s.problem.is_none())
@@ -283,15 +295,15 @@ impl Ledger {
     /// ```
     pub fn verify(path: impl AsRef<Path>, options: &LedgerOptions) -> Result<Verification> {
         let path = path.as_ref();
-        let snapshots = {
-            require_ledger(path, options)?;
-            verify_snapshots(path, options)?
-        };
+        require_ledger(path, options)?;
         let ledger = Ledger::open_read_only(path, options.clone())?;
         ledger.check_invariants()?;
         let (accounts, transfers) =
             ledger.read_state(|s| (s.account_count() as u64, s.transfer_count() as u64))?;
         let recovery = ledger.recovery().clone();
+        // The snapshot the open restored from is verified already; the
+        // others are read here, while the ledger still holds the lock.
+        let snapshots = verify_snapshots(path, options, recovery.snapshot_lsn)?;
         let mut warnings = Vec::new();
         for snapshot in &snapshots {
             if let Some(problem) = &snapshot.problem {
@@ -327,37 +339,35 @@ impl Ledger {
 
     /// Calls `each` with every account, in creation (timestamp) order,
     /// a page at a time, so that nothing but one page is copied.
-    pub fn for_each_account(&self, mut each: impl FnMut(&Account)) -> Result<()> {
-        let mut after = 0;
-        loop {
-            let page = self.query_accounts(&crate::QueryFilter {
-                timestamp_min: after + 1,
-                limit: crate::BATCH_EVENTS_MAX as u32,
-                ..crate::QueryFilter::default()
-            })?;
-            let Some(last) = page.last() else {
-                return Ok(());
-            };
-            after = last.timestamp;
-            page.iter().for_each(&mut each);
-        }
+    pub fn for_each_account(&self, each: impl FnMut(&Account)) -> Result<()> {
+        for_each_page(|filter| self.query_accounts(filter), |a| a.timestamp, each)
     }
 
     /// Calls `each` with every transfer, in timestamp order, a page at a
     /// time.
-    pub fn for_each_transfer(&self, mut each: impl FnMut(&Transfer)) -> Result<()> {
-        let mut after = 0;
-        loop {
-            let page = self.query_transfers(&crate::QueryFilter {
-                timestamp_min: after + 1,
-                limit: crate::BATCH_EVENTS_MAX as u32,
-                ..crate::QueryFilter::default()
-            })?;
-            let Some(last) = page.last() else {
-                return Ok(());
-            };
-            after = last.timestamp;
-            page.iter().for_each(&mut each);
-        }
+    pub fn for_each_transfer(&self, each: impl FnMut(&Transfer)) -> Result<()> {
+        for_each_page(|filter| self.query_transfers(filter), |t| t.timestamp, each)
+    }
+}
+
+/// Pages through `query` in timestamp order (each page starts after the
+/// previous page's last timestamp) until a page comes back empty.
+fn for_each_page<T>(
+    query: impl Fn(&crate::QueryFilter) -> Result<Vec<T>>,
+    timestamp: impl Fn(&T) -> u64,
+    mut each: impl FnMut(&T),
+) -> Result<()> {
+    let mut after = 0;
+    loop {
+        let page = query(&crate::QueryFilter {
+            timestamp_min: after + 1,
+            limit: crate::BATCH_EVENTS_MAX as u32,
+            ..crate::QueryFilter::default()
+        })?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = timestamp(last);
+        page.iter().for_each(&mut each);
     }
 }

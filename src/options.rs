@@ -146,11 +146,6 @@ impl LedgerOptions {
         self
     }
 
-    /// The recovery mode these options select.
-    pub fn current_recovery_mode(&self) -> RecoveryMode {
-        self.recovery_mode
-    }
-
     pub(crate) fn io_ref(&self) -> &Arc<dyn Io> {
         &self.io
     }

@@ -144,19 +144,32 @@ fn check_batch(len: usize, max: usize) -> Result<()> {
 /// Whether `path` holds a ledger: its log directory has a manifest or any
 /// file (a log without a manifest is damage for the open to report, not a
 /// missing ledger).
-pub(crate) fn ledger_exists(path: &Path, options: &LedgerOptions) -> Result<bool> {
-    let io = options.io_ref();
-    let log_dir = options.log_dir(path);
-    match io.list_dir(&log_dir) {
-        Ok(names) => Ok(names
-            .iter()
-            .any(|n| n != crate::storage::io::LOCK_FILE_NAME)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+fn ledger_exists(path: &Path, options: &LedgerOptions) -> Result<bool> {
+    let names = entries_or_none(options, &options.log_dir(path))?;
+    Ok(names
+        .iter()
+        .any(|n| n != crate::storage::io::LOCK_FILE_NAME))
+}
+
+/// The entry names of `dir`; none if it does not exist.
+fn entries_or_none(options: &LedgerOptions, dir: &Path) -> Result<Vec<String>> {
+    match options.io_ref().list_dir(dir) {
+        Ok(names) => Ok(names),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(Error::new(
             ErrorKind::Io,
-            format!("cannot list {}: {e}", log_dir.display()),
+            format!("cannot list {}: {e}", dir.display()),
         )),
     }
+}
+
+/// Fails with [`ErrorKind::NotFound`] unless `path` holds a ledger. An
+/// empty path passes: the store refuses it with a clearer error.
+pub(crate) fn require_ledger(path: &Path, options: &LedgerOptions) -> Result<()> {
+    if !path.as_os_str().is_empty() && !ledger_exists(path, options)? {
+        return Err(Error::not_found(path.to_path_buf()));
+    }
+    Ok(())
 }
 
 impl Ledger {
@@ -175,15 +188,7 @@ impl Ledger {
     /// ```
     pub fn create(path: impl AsRef<Path>, options: LedgerOptions) -> Result<Ledger> {
         let path = path.as_ref();
-        let io = options.io_ref();
-        let occupied = |dir: &Path| match io.list_dir(dir) {
-            Ok(names) => Ok(!names.is_empty()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(Error::new(
-                ErrorKind::Io,
-                format!("cannot list {}: {e}", dir.display()),
-            )),
-        };
+        let occupied = |dir: &Path| Ok::<_, Error>(!entries_or_none(&options, dir)?.is_empty());
         if !path.as_os_str().is_empty() && (occupied(path)? || occupied(&options.log_dir(path))?) {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
@@ -202,11 +207,8 @@ impl Ledger {
     /// missing or unmounted directory never becomes an empty ledger. See [`Ledger::recovery`] for what opening found.
     pub fn open(path: impl AsRef<Path>, options: LedgerOptions) -> Result<Ledger> {
         let path = path.as_ref();
-        if !path.as_os_str().is_empty()
-            && !options.creates_if_missing()
-            && !ledger_exists(path, &options)?
-        {
-            return Err(Error::not_found(path.to_path_buf()));
+        if !options.creates_if_missing() {
+            require_ledger(path, &options)?;
         }
         Ledger::open_store(path, options, false)
     }
@@ -235,9 +237,7 @@ impl Ledger {
     /// ```
     pub fn open_read_only(path: impl AsRef<Path>, options: LedgerOptions) -> Result<Ledger> {
         let path = path.as_ref();
-        if !path.as_os_str().is_empty() && !ledger_exists(path, &options)? {
-            return Err(Error::not_found(path.to_path_buf()));
-        }
+        require_ledger(path, &options)?;
         Ledger::open_store(path, options, true)
     }
 
@@ -269,9 +269,7 @@ impl Ledger {
     /// ```
     pub fn plan_repair(path: impl AsRef<Path>, options: &LedgerOptions) -> Result<RepairPlan> {
         let path = path.as_ref();
-        if !path.as_os_str().is_empty() && !ledger_exists(path, options)? {
-            return Err(Error::not_found(path.to_path_buf()));
-        }
+        require_ledger(path, options)?;
         let options = options
             .clone()
             .recovery_mode(crate::options::RecoveryMode::Repair);

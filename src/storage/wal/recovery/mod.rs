@@ -332,10 +332,7 @@ pub(super) fn recover(dir: &Path, options: &WalOptions) -> Result<Recovered, Wal
     }
     let mut recovered = act(dir, options, analysis, manifest)?;
     if slot_damaged {
-        recovered
-            .report
-            .notes
-            .push("one manifest slot is damaged; the other was used".into());
+        recovered.report.notes.push(SLOT_DAMAGED_NOTE.into());
     }
     recovered.report.repair = repaired;
     Ok(recovered)
@@ -364,27 +361,10 @@ fn recover_read_only(dir: &Path, options: &WalOptions) -> Result<Recovered, WalE
     if let Some(fault) = analysis.blocking(options.needed_from_lsn) {
         return Err(fault.damage.clone().into_error());
     }
-    let mut report = RecoveryReport {
-        bytes_scanned: analysis.bytes_scanned,
-        records: analysis.records,
-        previous_close_clean: analysis.manifest.clean,
-        notes: analysis.notes.clone(),
-        ..RecoveryReport::default()
-    };
-    let start = skip_damage(&analysis, &mut report);
-    if let Some((path, offset, lsn, nonzero_end)) = &analysis.torn {
-        // Reported, not zeroed: the scan already ends before it.
-        report.torn_tail = Some(TornTail {
-            path: path.clone(),
-            offset: *offset,
-            lsn: *lsn,
-            bytes: nonzero_end - offset,
-        });
-    }
+    // A torn tail is reported, not zeroed: the scan already ends before it.
+    let (mut report, start) = analysis_report(&analysis);
     if slot_damaged {
-        report
-            .notes
-            .push("one manifest slot is damaged; the other was used".into());
+        report.notes.push(SLOT_DAMAGED_NOTE.into());
     }
     let pending = analysis.temp_files.len() + analysis.leftovers.len();
     if pending > 0 {
@@ -399,6 +379,33 @@ fn recover_read_only(dir: &Path, options: &WalOptions) -> Result<Recovered, WalE
         start,
         report,
     )
+}
+
+/// The note of an open that used the one intact manifest slot.
+const SLOT_DAMAGED_NOTE: &str = "one manifest slot is damaged; the other was used";
+
+/// What an analysis reports, whatever the open then acts on: its figures,
+/// the skipped and harmless damage, the torn tail; and where the readable
+/// log starts.
+fn analysis_report(analysis: &Analysis) -> (RecoveryReport, Option<(Lsn, Option<u64>)>) {
+    let mut report = RecoveryReport {
+        bytes_scanned: analysis.bytes_scanned,
+        records: analysis.records,
+        previous_close_clean: analysis.manifest.clean,
+        notes: analysis.notes.clone(),
+        torn_tail: analysis
+            .torn
+            .as_ref()
+            .map(|(path, offset, lsn, nonzero_end)| TornTail {
+                path: path.clone(),
+                offset: *offset,
+                lsn: *lsn,
+                bytes: nonzero_end - offset,
+            }),
+        ..RecoveryReport::default()
+    };
+    let start = skip_damage(analysis, &mut report);
+    (report, start)
 }
 
 /// Where the readable log starts (after the last skipped damage), with the
@@ -1140,26 +1147,12 @@ fn act(
 ) -> Result<Recovered, WalError> {
     let io = options.io.as_ref();
     let needed = options.needed_from_lsn;
-    let mut report = RecoveryReport {
-        bytes_scanned: analysis.bytes_scanned,
-        records: analysis.records,
-        previous_close_clean: analysis.manifest.clean,
-        notes: analysis.notes.clone(),
-        ..RecoveryReport::default()
-    };
     debug_assert!(analysis.blocking(needed).is_none());
-    let start = skip_damage(&analysis, &mut report);
-    let removed = remove_files(io, dir, &analysis.temp_files)?;
-    report.temp_files_removed = removed;
+    let (mut report, start) = analysis_report(&analysis);
+    report.temp_files_removed = remove_files(io, dir, &analysis.temp_files)?;
     report.leftover_segments_removed = remove_files(io, dir, &analysis.leftovers)?;
-    if let Some((path, offset, lsn, nonzero_end)) = &analysis.torn {
+    if let Some((path, offset, _, nonzero_end)) = &analysis.torn {
         zero_torn_tail(&analysis.live, path, *offset, *nonzero_end)?;
-        report.torn_tail = Some(TornTail {
-            path: path.clone(),
-            offset: *offset,
-            lsn: *lsn,
-            bytes: nonzero_end - offset,
-        });
     }
     if manifest.lock().current().clean {
         // Appends may follow: until the next clean close, the log's end is
