@@ -80,14 +80,18 @@ impl fmt::Display for ErrorKind {
 /// assert!(second.is_locked());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Cloning is cheap: the calls gathered into one logged command that fails
+/// each get the same error.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     repr: Box<Repr>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Repr {
-    Store(StoreError),
+    Store(std::sync::Arc<StoreError>),
     Message(String),
 }
 
@@ -209,7 +213,7 @@ impl From<StoreError> for Error {
     fn from(error: StoreError) -> Self {
         Error {
             kind: kind_of(&error),
-            repr: Box::new(Repr::Store(error)),
+            repr: Box::new(Repr::Store(std::sync::Arc::new(error))),
         }
     }
 }
@@ -247,7 +251,7 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.repr {
-            Repr::Store(error) => std::error::Error::source(error),
+            Repr::Store(error) => std::error::Error::source(&**error),
             Repr::Message(_) => None,
         }
     }

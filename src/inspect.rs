@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::ledger::codec::{self, LedgerCommand};
+use crate::ledger::codec::{self, LedgerBatch};
 use crate::ledger::{Account, Ledger, Transfer};
 use crate::options::LedgerOptions;
 use crate::recovery::{LogRecovery, Recovery};
@@ -71,10 +71,22 @@ pub struct Inspection {
 pub struct LogRecord {
     /// Its LSN.
     pub lsn: u64,
-    /// The batch timestamp the ledger assigned (its last event's).
+    /// The last timestamp the ledger assigned to the record (its last
+    /// batch's).
     pub timestamp: u64,
     /// Bytes of the record's payload.
     pub bytes: usize,
+    /// The callers' batches the record holds, in the order they applied:
+    /// one, or several gathered from concurrent calls.
+    pub batches: Vec<LogBatch>,
+}
+
+/// One caller's batch in a [`LogRecord`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogBatch {
+    /// The batch timestamp (its last event's).
+    pub timestamp: u64,
     /// The accounts of a `create_accounts` batch.
     pub accounts: Vec<Account>,
     /// The transfers of a `create_transfers` batch.
@@ -265,18 +277,33 @@ impl Ledger {
             .ok_or_else(|| corrupt("shorter than its timestamp"))?;
         let timestamp = u64::from_le_bytes(*prefix);
         let command = codec::decode(command).map_err(|e| corrupt(&e.to_string()))?;
-        let mut record = LogRecord {
+        let needed = command.timestamps_needed();
+        let mut last = timestamp
+            .checked_sub(needed)
+            .ok_or_else(|| corrupt("timestamp smaller than its event count"))?;
+        let batches = command
+            .batches
+            .into_iter()
+            .map(|batch| {
+                last += batch.timestamps_needed();
+                let mut entry = LogBatch {
+                    timestamp: last,
+                    accounts: Vec::new(),
+                    transfers: Vec::new(),
+                };
+                match batch {
+                    LedgerBatch::CreateAccounts(accounts) => entry.accounts = accounts,
+                    LedgerBatch::CreateTransfers(transfers) => entry.transfers = transfers,
+                }
+                entry
+            })
+            .collect();
+        Ok(LogRecord {
             lsn,
             timestamp,
             bytes: payload.len(),
-            accounts: Vec::new(),
-            transfers: Vec::new(),
-        };
-        match command {
-            LedgerCommand::CreateAccounts(accounts) => record.accounts = accounts,
-            LedgerCommand::CreateTransfers(transfers) => record.transfers = transfers,
-        }
-        Ok(record)
+            batches,
+        })
     }
 
     /// Verifies the ledger in `path` without writing anything: every

@@ -64,7 +64,7 @@ pub mod rng;
 mod rng;
 
 pub use error::{Error, ErrorKind, Result};
-pub use inspect::{Inspection, LogRecord, SegmentInfo, SnapshotInfo, Verification};
+pub use inspect::{Inspection, LogBatch, LogRecord, SegmentInfo, SnapshotInfo, Verification};
 pub use ledger::{
     AMOUNT_MAX, Account, AccountBalance, AccountFilter, AccountFilterFlags, AccountFlags,
     BATCH_EVENTS_MAX, CreateAccountResult, CreateAccountStatus, CreateTransferResult,

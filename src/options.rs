@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::ledger::BATCH_EVENTS_MAX;
 use crate::storage::clock::{Clock, SystemClock};
@@ -47,6 +48,8 @@ pub struct LedgerOptions {
     wal_dir: Option<PathBuf>,
     recovery_mode: RecoveryMode,
     create_if_missing: bool,
+    gather_wait_max: Duration,
+    gathering: bool,
     io: Arc<dyn Io>,
     clock: Arc<dyn Clock>,
 }
@@ -59,6 +62,8 @@ impl Default for LedgerOptions {
             wal_dir: None,
             recovery_mode: RecoveryMode::Strict,
             create_if_missing: false,
+            gather_wait_max: crate::storage::gather::GATHER_WAIT_MAX_DEFAULT,
+            gathering: true,
             io: Arc::new(RealIo),
             clock: SystemClock::shared(),
         }
@@ -127,6 +132,48 @@ impl LedgerOptions {
 
     pub(crate) fn creates_if_missing(&self) -> bool {
         self.create_if_missing
+    }
+
+    /// The longest a create call waits for concurrent calls to share its
+    /// log record (default 500 µs). Concurrent calls are always gathered
+    /// into one logged command when they meet; this bounds the extra wait
+    /// for more of them, which is taken only when the previous command
+    /// held several callers' batches, and never longer than half the
+    /// recent command latency. Zero: never wait. A lone caller never waits.
+    pub fn gather_wait_max(mut self, wait: Duration) -> Self {
+        self.gather_wait_max = wait;
+        self
+    }
+
+    pub(crate) fn gather_wait_max_value(&self) -> Duration {
+        self.gather_wait_max
+    }
+
+    /// Whether concurrent create calls are gathered into one logged
+    /// command (default true). Off, each call is its own command (for
+    /// benchmarks that measure what gathering gains). Unstable.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn gathering(mut self, on: bool) -> Self {
+        self.gathering = on;
+        self
+    }
+
+    /// The weight (timestamps, one per event and at least one per batch)
+    /// one gathered command may carry: as many as fit a log record with a
+    /// batch header each. A single batch up to
+    /// [`batch_events_max`](Self::batch_events_max) is always accepted
+    /// alone.
+    pub(crate) fn gather_weight_max(&self) -> u64 {
+        if !self.gathering {
+            return 0;
+        }
+        let per_event = 128 + crate::ledger::codec::BATCH_HEADER_BYTES;
+        let fits = self
+            .record_size_max_bytes()
+            .saturating_sub(RECORD_OVERHEAD_BYTES)
+            / per_event;
+        fits.min(BATCH_EVENTS_MAX) as u64
     }
 
     /// The file system (tests substitute a simulated one). Unstable.

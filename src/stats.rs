@@ -19,6 +19,9 @@ pub struct Stats {
     pub batches: u64,
     /// Events in those calls.
     pub events: u64,
+    /// Logged commands those calls became: concurrent calls are gathered
+    /// into one, so `batches / commands` is the mean gathering factor.
+    pub commands: u64,
     /// Latency of those calls, from entry to durable and applied.
     pub call_latency: LatencySummary,
     /// Latency of applying a batch to the state (overlaps its `fdatasync`).

@@ -145,9 +145,12 @@ fn read_only_commands_report_and_change_no_byte() {
     let record = syncpay(&["inspect", d, "record", "2", "--json"]);
     assert_eq!(code(&record), 0, "{}", stderr(&record));
     let json: serde_json::Value = serde_json::from_slice(&record.stdout).unwrap();
-    assert_eq!(json["operation"], "create_transfers");
-    assert_eq!(json["transfers"].as_array().unwrap().len(), 100);
-    assert_eq!(json["transfers"][0]["id"], "1");
+    assert_eq!(json["batches"].as_array().unwrap().len(), 1);
+    let batch = &json["batches"][0];
+    assert_eq!(batch["operation"], "create_transfers");
+    assert_eq!(batch["timestamp"], json["timestamp"]);
+    assert_eq!(batch["transfers"].as_array().unwrap().len(), 100);
+    assert_eq!(batch["transfers"][0]["id"], "1");
     let missing = syncpay(&["inspect", d, "record", "99"]);
     assert_eq!(code(&missing), 2);
     assert!(

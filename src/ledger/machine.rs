@@ -1,18 +1,22 @@
 //! The ledger as a [`StateMachine`] of the store: commands are batches of
 //! accounts or transfers, outputs are their dense results.
 //!
-//! The store assigns each batch `n` consecutive timestamps (one per event,
-//! at least one) and passes the last as the batch timestamp, exactly the
-//! TigerBeetle convention the state machine expects.
+//! The store assigns each command `n` consecutive timestamps (one per
+//! event, at least one per batch) and passes the last. A command of several
+//! gathered batches splits them in batch order: batch `k` takes the next
+//! `max(len_k, 1)` timestamps and is applied with the last of them as its
+//! batch timestamp, exactly as if it had been logged alone right after the
+//! batch before it. That is the TigerBeetle convention the state machine
+//! expects, and what makes gathering invisible to each caller.
 
 use std::io::Write;
 
-use super::codec::{self, LedgerCommand};
+use super::codec::{self, LedgerBatch, LedgerCommand};
 use super::results::{CreateAccountResult, CreateTransferResult};
 use super::state::{LedgerImage, LedgerState};
 use crate::storage::store::{ApplyContext, DecodeError, StateMachine};
 
-/// What applying a command returns: the results of its kind, one per
+/// What applying one batch returns: the results of its kind, one per
 /// event (the other list is empty). A struct rather than an enum, so that
 /// taking the results out needs no branch for a kind that cannot occur.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,9 +42,26 @@ impl std::fmt::Debug for LedgerMachine {
     }
 }
 
+impl LedgerMachine {
+    /// Applies one batch with batch timestamp `timestamp`.
+    pub fn apply_batch(&mut self, batch: LedgerBatch, timestamp: u64) -> LedgerOutput {
+        match batch {
+            LedgerBatch::CreateAccounts(events) => LedgerOutput {
+                accounts: self.state.create_accounts(&events, timestamp),
+                ..LedgerOutput::default()
+            },
+            LedgerBatch::CreateTransfers(events) => LedgerOutput {
+                transfers: self.state.create_transfers(&events, timestamp),
+                ..LedgerOutput::default()
+            },
+        }
+    }
+}
+
 impl StateMachine for LedgerMachine {
     type Command = LedgerCommand;
-    type Output = LedgerOutput;
+    /// One output per batch of the command, in batch order.
+    type Output = Vec<LedgerOutput>;
     type Image = LedgerImage;
 
     fn initial() -> Self {
@@ -58,20 +79,24 @@ impl StateMachine for LedgerMachine {
     }
 
     fn timestamps_needed(command: &LedgerCommand) -> u64 {
-        command.len().max(1) as u64
+        command.timestamps_needed()
     }
 
-    fn apply(&mut self, command: LedgerCommand, context: ApplyContext) -> LedgerOutput {
-        match command {
-            LedgerCommand::CreateAccounts(events) => LedgerOutput {
-                accounts: self.state.create_accounts(&events, context.timestamp),
-                ..LedgerOutput::default()
-            },
-            LedgerCommand::CreateTransfers(events) => LedgerOutput {
-                transfers: self.state.create_transfers(&events, context.timestamp),
-                ..LedgerOutput::default()
-            },
+    fn apply(&mut self, command: LedgerCommand, context: ApplyContext) -> Vec<LedgerOutput> {
+        // The command owns `first ..= context.timestamp`; the store assigned
+        // exactly `timestamps_needed` of them.
+        let mut last = context.timestamp - command.timestamps_needed();
+        let mut outputs = Vec::with_capacity(command.batches.len());
+        for batch in command.batches {
+            last += batch.timestamps_needed();
+            outputs.push(self.apply_batch(batch, last));
         }
+        // Pair assertion with the store's sequencer.
+        assert_eq!(
+            last, context.timestamp,
+            "batch timestamps split the command's"
+        );
+        outputs
     }
 
     fn reserve_for_replay(&mut self, log_bytes: u64) {

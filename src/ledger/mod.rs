@@ -79,8 +79,12 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::options::LedgerOptions;
 use crate::recovery::{CheckpointInfo, CheckpointStats, Recovery, RepairPlan};
 use crate::stats::{Recorder, Stats};
+use crate::storage::gather::{GatherOptions, Gatherer, Handoff};
 use crate::storage::store::Store;
-use codec::LedgerCommand;
+use codec::{LedgerBatch, LedgerCommand};
+
+/// A caller's batch waiting to be gathered, and its answer.
+type LedgerGatherer = Gatherer<LedgerBatch, Result<LedgerOutput>>;
 
 /// The largest number of events in one `create_accounts` or `create_transfers` batch,
 /// and of ids in one lookup.
@@ -118,6 +122,8 @@ pub const BATCH_EVENTS_MAX: usize = 8189;
 /// ```
 pub struct Ledger {
     store: Store<LedgerMachine>,
+    /// Gathers concurrent create calls into one logged command.
+    gatherer: LedgerGatherer,
     recovery: Recovery,
     path: PathBuf,
     batch_events_max: usize,
@@ -246,6 +252,10 @@ impl Ledger {
         crate::stats::trace_recovery(path, &recovery, read_only);
         Ok(Ledger {
             store,
+            gatherer: Gatherer::new(GatherOptions {
+                weight_max: options.gather_weight_max(),
+                wait_max: options.gather_wait_max_value(),
+            }),
             recovery,
             path: path.to_path_buf(),
             batch_events_max: options.batch_events_max(),
@@ -305,16 +315,48 @@ impl Ledger {
         Ok(())
     }
 
-    fn execute(&self, command: LedgerCommand, events: usize) -> Result<LedgerOutput> {
+    /// Logs and applies one caller's batch, gathered with concurrent
+    /// callers' into one command: the same results as if it were logged
+    /// alone, right after the batch logged before it.
+    fn execute(&self, batch: LedgerBatch) -> Result<LedgerOutput> {
         self.check_writable()?;
+        let events = batch.len();
         check_batch(events, self.batch_events_max)?;
         let started = Instant::now();
-        let result = self.store.execute(command);
-        match &result {
-            Ok(_) => self.stats.batch(events, started.elapsed()),
-            Err(error) => crate::stats::trace_failure("execute", error),
+        let weight = batch.timestamps_needed();
+        let result = self
+            .gatherer
+            .submit(batch, weight, &mut |batches, handoff| {
+                self.execute_group(batches, handoff)
+            })
+            .unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorKind::Poisoned,
+                    "the call that applied this batch's group panicked; the ledger is poisoned",
+                ))
+            });
+        if result.is_ok() {
+            self.stats.batch(events, started.elapsed());
         }
-        Ok(result?)
+        result
+    }
+
+    /// Logs and applies a gathered group as one command; one answer per
+    /// batch (the same error for each if the command failed).
+    fn execute_group(
+        &self,
+        batches: Vec<LedgerBatch>,
+        handoff: &mut Handoff<'_, LedgerBatch, Result<LedgerOutput>>,
+    ) -> Vec<Result<LedgerOutput>> {
+        let count = batches.len();
+        let command = LedgerCommand { batches };
+        match self.store.execute_with(command, &mut || handoff.release()) {
+            Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+            Err(error) => {
+                crate::stats::trace_failure("execute", &error);
+                vec![Err(Error::from(error)); count]
+            }
+        }
     }
 
     /// Creates accounts; returns one result per account, in order. Durable
@@ -333,8 +375,8 @@ impl Ledger {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_accounts(&self, accounts: &[Account]) -> Result<Vec<CreateAccountResult>> {
-        let command = LedgerCommand::CreateAccounts(accounts.to_vec());
-        Ok(self.execute(command, accounts.len())?.accounts)
+        let batch = LedgerBatch::CreateAccounts(accounts.to_vec());
+        Ok(self.execute(batch)?.accounts)
     }
 
     /// Creates transfers; returns one result per transfer, in order.
@@ -362,8 +404,8 @@ impl Ledger {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_transfers(&self, transfers: &[Transfer]) -> Result<Vec<CreateTransferResult>> {
-        let command = LedgerCommand::CreateTransfers(transfers.to_vec());
-        Ok(self.execute(command, transfers.len())?.transfers)
+        let batch = LedgerBatch::CreateTransfers(transfers.to_vec());
+        Ok(self.execute(batch)?.transfers)
     }
 
     /// Looks accounts up by id; ids not found are left out. At most
@@ -535,6 +577,7 @@ impl Ledger {
     pub fn stats(&self) -> Stats {
         let wal = self.store.wal();
         let mut stats = self.stats.snapshot();
+        stats.commands = self.gatherer.stats().groups;
         let wal_stats = wal.stats();
         stats.group_commits = wal_stats.groups;
         stats.fsyncs = wal_stats.syncs;

@@ -5,6 +5,8 @@
 //! assign (`max(now, last + n)` on a simulated clock), so results, including
 //! every assigned timestamp, must match event by event.
 
+mod gathering;
+
 use std::path::Path;
 use std::sync::Arc;
 

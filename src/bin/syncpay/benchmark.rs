@@ -83,6 +83,11 @@ pub struct BenchmarkConfig {
     pub progress: bool,
     /// Ledger options (segment size, checkpoint interval).
     pub options: LedgerOptions,
+    /// The single-transfer stage: client counts, each run for
+    /// `single_stage` on a ledger of its own (empty: skip the stage).
+    pub single_clients: Vec<usize>,
+    /// How long each single-transfer stage runs.
+    pub single_stage: Duration,
 }
 
 impl Default for BenchmarkConfig {
@@ -99,6 +104,8 @@ impl Default for BenchmarkConfig {
             directory: None,
             progress: true,
             options: LedgerOptions::default(),
+            single_clients: vec![1, 16, 256],
+            single_stage: Duration::from_secs(2),
         }
     }
 }
@@ -132,6 +139,27 @@ pub struct BenchmarkReport {
     /// (a 128-byte transfer plus a 16-byte frame header) to a plain file,
     /// `fdatasync` after every batch of the same size.
     pub baseline: Duration,
+    /// Create calls of the load stage and the logged commands they became.
+    pub load_calls_commands: (u64, u64),
+    /// The single-transfer stages, in the order run.
+    pub single: Vec<SingleStage>,
+}
+
+/// One stage of clients each submitting one transfer per call.
+#[derive(Clone, Debug)]
+pub struct SingleStage {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Transfers created.
+    pub transfers: u64,
+    /// How long the stage ran.
+    pub duration: Duration,
+    /// Call latency: p1, p50, p99, p100.
+    pub latency: [Duration; 4],
+    /// Logged commands the calls became.
+    pub commands: u64,
+    /// `fdatasync` calls of the log.
+    pub fsyncs: u64,
 }
 
 /// Runs the benchmark.
@@ -170,6 +198,8 @@ pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
     let ledger = Arc::new(ledger);
     create_accounts(&ledger, &config)?;
     let load = run_load(&ledger, &config)?;
+    let load_stats = ledger.stats();
+    let load_calls_commands = (load_stats.batches, load_stats.commands);
     let reads = run_reads(&ledger, &config, load.transfers_created)?;
     let resident_bytes = resident_bytes().saturating_sub(resident_before);
     let estimated_bytes = ledger.memory_usage()?.total_bytes() as u64;
@@ -191,6 +221,13 @@ pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
     drop(reopened);
     let baseline =
         plain_append_baseline(&path, load.transfers_submitted, config.transfer_batch_size)?;
+    let mut single = Vec::new();
+    for (index, &clients) in config.single_clients.iter().enumerate() {
+        let stage_path = path.with_extension(format!("single-{index}"));
+        single.push(run_single_stage(&stage_path, &config, clients)?);
+        std::fs::remove_dir_all(&stage_path)
+            .map_err(|e| fail(format!("cannot remove {}: {e}", stage_path.display())))?;
+    }
     Ok(BenchmarkReport {
         config_summary: summary(&config),
         transfers: load.transfers_submitted,
@@ -204,6 +241,8 @@ pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
         invariants,
         recovery: (recovery_duration, replayed, snapshot_lsn),
         baseline,
+        load_calls_commands,
+        single,
     })
 }
 
@@ -477,6 +516,74 @@ fn run_load(ledger: &Arc<Ledger>, config: &BenchmarkConfig) -> Result<LoadResult
     })
 }
 
+/// Runs `clients` threads, each creating one transfer per call, for
+/// `config.single_stage` on a new ledger in `path` with the configured
+/// accounts: what concurrent single-payment callers get (gathering).
+fn run_single_stage(path: &Path, config: &BenchmarkConfig, clients: usize) -> Result<SingleStage> {
+    if clients == 0 {
+        return Err(fail("a single-transfer stage needs at least 1 client"));
+    }
+    let ledger = Arc::new(Ledger::create(path, config.options.clone())?);
+    create_accounts(&ledger, config)?;
+    let before = ledger.stats();
+    let chooser = Arc::new(AccountChooser::new(
+        config.account_count.max(2),
+        config.account_distribution,
+    ));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let barrier = Arc::new(std::sync::Barrier::new(clients + 1));
+    let threads: Vec<_> = (0..clients as u64)
+        .map(|index| {
+            let (ledger, chooser) = (Arc::clone(&ledger), Arc::clone(&chooser));
+            let (stop, barrier) = (Arc::clone(&stop), Arc::clone(&barrier));
+            let mut client = Client {
+                index,
+                rng: SplitMix64::new(config.seed ^ index.wrapping_mul(0x9E37_79B9)),
+                next_id: 0,
+                pending: Vec::new(),
+            };
+            std::thread::spawn(move || -> Result<(u64, Vec<Duration>)> {
+                let mut latencies = Vec::new();
+                let mut created = 0;
+                barrier.wait();
+                while !stop.load(Ordering::Relaxed) {
+                    let batch = client.batch(1, &chooser, 0);
+                    let sent = Instant::now();
+                    let results = ledger.create_transfers(&batch)?;
+                    latencies.push(sent.elapsed());
+                    created += u64::from(results[0].status == CreateTransferStatus::Created);
+                }
+                Ok((created, latencies))
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    std::thread::sleep(config.single_stage);
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    let mut transfers = 0;
+    for thread in threads {
+        let (created, client) = thread
+            .join()
+            .map_err(|_| fail("a benchmark client panicked"))??;
+        transfers += created;
+        latencies.extend(client);
+    }
+    let duration = start.elapsed();
+    let after = ledger.stats();
+    let ledger = Arc::try_unwrap(ledger).map_err(|_| fail("ledger still shared by a client"))?;
+    ledger.close()?;
+    Ok(SingleStage {
+        clients,
+        transfers,
+        duration,
+        latency: percentiles(latencies),
+        commands: after.commands - before.commands,
+        fsyncs: after.fsyncs - before.fsyncs,
+    })
+}
+
 fn run_reads(
     ledger: &Ledger,
     config: &BenchmarkConfig,
@@ -605,6 +712,12 @@ impl fmt::Display for BenchmarkReport {
             BASELINE_RECORD_BYTES,
             per_second(self.transfers, self.load_duration) / baseline_rate.max(1e-9)
         )?;
+        let (calls, commands) = self.load_calls_commands;
+        writeln!(
+            f,
+            "gathering = {calls} calls in {commands} logged commands ({:.2} calls per command)",
+            calls as f64 / commands.max(1) as f64
+        )?;
         let [p1, p50, p99, p100] = self.batch_latency;
         writeln!(
             f,
@@ -620,6 +733,31 @@ impl fmt::Display for BenchmarkReport {
                 "{name}: {items} in {} = {:.0}/s",
                 millis(*duration),
                 per_second(*items, *duration)
+            )?;
+        }
+        let one_client = self
+            .single
+            .iter()
+            .find(|stage| stage.clients == 1)
+            .map(|stage| per_second(stage.transfers, stage.duration));
+        for stage in &self.single {
+            let rate = per_second(stage.transfers, stage.duration);
+            let [_, p50, p99, p100] = stage.latency;
+            let ratio = one_client.map_or(String::new(), |one| {
+                format!(" = {:.1}x one client", rate / one.max(1e-9))
+            });
+            writeln!(
+                f,
+                "single-transfer calls, {} client(s): {:.0} tx/s{ratio} ({} in {:.2} s; {:.1} calls per command, {:.1} per fsync; latency p50 = {}, p99 = {}, p100 = {})",
+                stage.clients,
+                rate,
+                stage.transfers,
+                stage.duration.as_secs_f64(),
+                stage.transfers as f64 / stage.commands.max(1) as f64,
+                stage.transfers as f64 / stage.fsyncs.max(1) as f64,
+                millis(p50),
+                millis(p99),
+                millis(p100)
             )?;
         }
         let stored = (self.transfers - self.transfers_failed).max(1);
@@ -673,11 +811,15 @@ mod tests {
                 two_phase_percent: 30,
                 query_count: 10,
                 progress: false,
+                single_clients: vec![1, 4],
+                single_stage: Duration::from_millis(100),
                 ..BenchmarkConfig::default()
             };
             let report = run(config).expect("benchmark run");
             assert_eq!(report.transfers_failed, 0, "{distribution:?}");
             assert_eq!(report.invariants, Ok(()), "{distribution:?}");
+            assert_eq!(report.single.len(), 2);
+            assert!(report.single.iter().all(|stage| stage.transfers > 0));
         }
     }
 }

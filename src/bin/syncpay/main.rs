@@ -162,6 +162,17 @@ enum Command {
         /// [default: the library's, 1024].
         #[arg(long)]
         checkpoint_interval_mib: Option<u64>,
+        /// Client counts of the single-transfer stage (each client creates
+        /// one transfer per call, on a ledger of its own); empty to skip.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
+        single_clients: Vec<usize>,
+        /// The longest a create call waits for concurrent calls to share
+        /// its log record, in microseconds [default: the library's, 500].
+        #[arg(long)]
+        gather_wait_us: Option<u64>,
+        /// Seconds each single-transfer stage runs.
+        #[arg(long, default_value_t = 2.0)]
+        single_stage_seconds: f64,
         /// Do not draw a progress bar.
         #[arg(long)]
         no_progress: bool,
@@ -216,9 +227,15 @@ fn main() -> ExitCode {
             directory,
             segment_size_mib,
             checkpoint_interval_mib,
+            single_clients,
+            single_stage_seconds,
+            gather_wait_us,
             no_progress,
         } => {
             let mut options = options;
+            if let Some(us) = gather_wait_us {
+                options = options.gather_wait_max(std::time::Duration::from_micros(us));
+            }
             if let Some(mib) = segment_size_mib {
                 options = options.segment_size_bytes(mib << 20);
             }
@@ -242,6 +259,8 @@ fn main() -> ExitCode {
                 directory,
                 progress: !no_progress,
                 options,
+                single_clients,
+                single_stage: std::time::Duration::from_secs_f64(single_stage_seconds.max(0.0)),
             };
             match benchmark::run(config) {
                 Ok(report) => {

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 use syncpay::recovery::{LogRecovery, Recovery, RepairPlan};
-use syncpay::{Account, Ledger, LedgerOptions, RecoveryMode, SegmentInfo, SnapshotInfo, Transfer};
+use syncpay::{
+    Account, Ledger, LedgerOptions, LogBatch, RecoveryMode, SegmentInfo, SnapshotInfo, Transfer,
+};
 
 /// `println!` that ends the process quietly when stdout is closed (`| head`)
 /// instead of panicking, and with exit code 2 on any other write error.
@@ -237,34 +239,53 @@ fn transfer_json(t: &Transfer) -> Value {
 
 pub fn inspect_record(dir: &Path, options: &LedgerOptions, lsn: u64, json: bool) -> Result {
     let record = Ledger::inspect_record(dir, options, lsn).map_err(failed)?;
-    let kind = if record.transfers.is_empty() && !record.accounts.is_empty() {
-        "create_accounts"
-    } else {
-        "create_transfers"
+    let kind = |batch: &LogBatch| {
+        if batch.transfers.is_empty() && !batch.accounts.is_empty() {
+            "create_accounts"
+        } else {
+            "create_transfers"
+        }
     };
     if json {
+        let batches: Vec<Value> = record
+            .batches
+            .iter()
+            .map(|batch| {
+                json!({
+                    "operation": kind(batch),
+                    "timestamp": batch.timestamp,
+                    "accounts": batch.accounts.iter().map(account_json).collect::<Vec<_>>(),
+                    "transfers": batch.transfers.iter().map(transfer_json).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
         print_json(&json!({
             "lsn": record.lsn,
             "timestamp": record.timestamp,
             "bytes": record.bytes,
-            "operation": kind,
-            "accounts": record.accounts.iter().map(account_json).collect::<Vec<_>>(),
-            "transfers": record.transfers.iter().map(transfer_json).collect::<Vec<_>>(),
+            "batches": batches,
         }))?;
     } else {
         say!(
-            "lsn {}: {} of {} events, batch timestamp {}, {} bytes",
+            "lsn {}: {} batch(es), timestamp {}, {} bytes",
             record.lsn,
-            kind,
-            record.accounts.len() + record.transfers.len(),
+            record.batches.len(),
             record.timestamp,
             record.bytes
         );
-        for a in &record.accounts {
-            say!("  {}", account_json(a));
-        }
-        for t in &record.transfers {
-            say!("  {}", transfer_json(t));
+        for batch in &record.batches {
+            say!(
+                " {} of {} events, batch timestamp {}",
+                kind(batch),
+                batch.accounts.len() + batch.transfers.len(),
+                batch.timestamp
+            );
+            for a in &batch.accounts {
+                say!("  {}", account_json(a));
+            }
+            for t in &batch.transfers {
+                say!("  {}", transfer_json(t));
+            }
         }
     }
     Ok(Outcome::Clean)

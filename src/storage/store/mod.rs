@@ -539,6 +539,20 @@ impl<M: StateMachine> Store<M> {
     /// ahead of the disk: the store poisons itself before releasing the
     /// lock, so that no read and no later command ever sees it.
     pub fn execute(&self, command: M::Command) -> Result<M::Output, StoreError> {
+        self.execute_with(command, &mut || ())
+    }
+
+    /// [`execute`](Self::execute), calling `sequenced` as soon as the
+    /// command holds its place in the log (its LSN and timestamps are
+    /// assigned; later commands apply after it), before it is applied and
+    /// durable. Not called if the command is refused before that. A
+    /// gatherer passes its leader's role on there, so the next group forms
+    /// while this one is made durable.
+    pub fn execute_with(
+        &self,
+        command: M::Command,
+        sequenced: &mut dyn FnMut(),
+    ) -> Result<M::Output, StoreError> {
         let core = &self.core;
         core.check_poison()?;
         let mut bytes = Vec::new();
@@ -567,6 +581,7 @@ impl<M: StateMachine> Store<M> {
             (result, _) => result?,
         };
         drop(bytes);
+        sequenced();
         core.note_log_bytes(record_bytes, self.checkpointer.as_ref());
         let lsn = submitted.lsns.start;
         let turn = Turn::wait(core, lsn)?;
