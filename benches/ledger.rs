@@ -2,6 +2,8 @@
 //! - durable `create_transfers` at 1, 100 and 8189 transfers per batch,
 //!   against plain file append + `fdatasync` of the same bytes per batch;
 //! - `lookup_transfers` and `lookup_accounts` throughput (batches of 8189);
+//! - gathering: 16 threads each creating one transfer per call, with
+//!   gathering on and off, and one thread alone (per-transfer throughput);
 //! - recovery replay rate (transfers replayed per second from the log);
 //! - memory per account and per stored transfer (printed once).
 //!
@@ -112,6 +114,75 @@ fn create_transfers(c: &mut Criterion) {
     group.finish();
 }
 
+/// `threads` clients each creating `per_thread` single-transfer calls on
+/// `ledger`; the time until all are answered.
+fn single_transfer_clients(
+    ledger: &Ledger,
+    next_id: &mut u128,
+    threads: u128,
+    per_thread: u64,
+) -> Duration {
+    let base = *next_id;
+    *next_id += threads * u128::from(per_thread);
+    let barrier = std::sync::Barrier::new(threads as usize + 1);
+    std::thread::scope(|scope| {
+        for thread in 0..threads {
+            let barrier = &barrier;
+            scope.spawn(move || {
+                barrier.wait();
+                for call in 0..u128::from(per_thread) {
+                    let id = base + thread * u128::from(per_thread) + call + 1;
+                    let debit = id % ACCOUNTS + 1;
+                    let transfer = Transfer {
+                        id,
+                        debit_account_id: debit,
+                        credit_account_id: debit % ACCOUNTS + 1,
+                        amount: 1,
+                        ledger: 1,
+                        code: 1,
+                        ..Transfer::default()
+                    };
+                    ledger.create_transfers(&[transfer]).unwrap();
+                }
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // The scope joins the clients before returning.
+        start
+    })
+    .elapsed()
+}
+
+fn gathering(c: &mut Criterion) {
+    let mut group = c.benchmark_group("gathering");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
+    for (name, threads, gathering) in [
+        ("one_client", 1u128, true),
+        ("16_clients_gathered", 16, true),
+        ("16_clients_not_gathered", 16, false),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = {
+            let ledger = open_with_accounts(dir.path());
+            ledger.close().unwrap();
+            Ledger::open(dir.path(), options().gathering(gathering)).unwrap()
+        };
+        let mut next_id = 0u128;
+        group.throughput(Throughput::Elements(threads as u64 * 50));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                (0..iterations)
+                    .map(|_| single_transfer_clients(&ledger, &mut next_id, threads, 50))
+                    .sum()
+            })
+        });
+    }
+    group.finish();
+}
+
 fn lookups(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let ledger = open_with_accounts(dir.path());
@@ -202,5 +273,5 @@ fn replay(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, create_transfers, lookups, replay);
+criterion_group!(benches, create_transfers, gathering, lookups, replay);
 criterion_main!(benches);

@@ -25,8 +25,9 @@
 //! There is no probabilistic filter: a miss in the exact table is already a single probe run,
 //! and a filter in front of it would only add memory.
 //!
-//! Complexity: `get`, `insert`, `remove`, `contains` are expected O(1); growth doubles the
-//! table and rehashes every entry (amortized O(1) per insert; a pause of O(n) each time).
+//! Complexity: `get`, `insert`, `remove`, `contains` are expected O(1). The index is 256
+//! partitions chosen by the hash's top bits, each its own table; growth doubles one
+//! partition and rehashes its entries (amortized O(1) per insert; a pause of O(n / 256)).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -236,11 +237,31 @@ fn find_in(buckets: &[Bucket], hash: u64, id: u128) -> Result<usize, usize> {
     Err(usize::MAX)
 }
 
-/// An exact map from `u128` ids to small values, keyed-hashed and open-addressed.
+/// Bits of the hash that choose a partition (its top bits).
+const PART_BITS: u32 = 8;
+/// Partitions of an [`IdIndex`]: each grows on its own, so a doubling
+/// rehashes 1/256 of the entries (about a millisecond at ten million ids)
+/// instead of all of them at once (half a second, the worst batch latency
+/// of the ledger before). Partitions fill at nearly the same rate, but the
+/// random spread of their fill spreads their doublings over dozens of
+/// batches.
+const PARTS: usize = 1 << PART_BITS;
+
+/// One partition: a power-of-two table of buckets, or none before its
+/// first insert.
+#[derive(Clone, Debug)]
+struct Part {
+    buckets: Table,
+    /// Occupied buckets.
+    occupied: usize,
+}
+
+/// An exact map from `u128` ids to small values, keyed-hashed and open-addressed, in
+/// [`PARTS`] partitions chosen by the hash's top bits.
 #[derive(Clone, Debug)]
 pub struct IdIndex<V> {
-    /// A power-of-two number of buckets, or none before the first insert.
-    buckets: Table,
+    /// The partitions; empty before the first insert.
+    parts: Vec<Part>,
     /// The number of occupied buckets (the entry for id 0 is not counted here).
     occupied: usize,
     /// The value of id 0, which cannot live in the table because 0 marks empty buckets.
@@ -254,11 +275,17 @@ impl<V: IndexValue> Default for IdIndex<V> {
     }
 }
 
+/// The partition of a hash.
+#[inline]
+fn part_of(hash: u64) -> usize {
+    (hash >> (64 - PART_BITS)) as usize
+}
+
 impl<V: IndexValue> IdIndex<V> {
     /// Returns an empty index with fresh hash keys.
     pub fn new() -> Self {
         Self {
-            buckets: Table::zeroed(0),
+            parts: Vec::new(),
             occupied: 0,
             zero_value: None,
             hasher: IdBuildHasher::new(),
@@ -268,9 +295,7 @@ impl<V: IndexValue> IdIndex<V> {
     /// Returns an empty index that holds `entries` entries without growing.
     pub fn with_capacity(entries: usize) -> Self {
         let mut index = Self::new();
-        if entries > 0 {
-            index.buckets = empty_table(Self::buckets_for(entries));
-        }
+        index.reserve(entries);
         index
     }
 
@@ -284,11 +309,38 @@ impl<V: IndexValue> IdIndex<V> {
             .unwrap_or(usize::MAX / 2 + 1)
     }
 
-    /// Grows the table, if needed, so that `additional` more entries fit without growing.
+    /// Entries one partition should have room for when the index holds
+    /// `entries`: its fair share plus a margin for the random spread.
+    fn part_share(entries: usize) -> usize {
+        let share = entries.div_ceil(PARTS);
+        share.saturating_add(share / 16).saturating_add(32)
+    }
+
+    /// Grows the tables, if needed, so that `additional` more entries fit
+    /// without growing (for an even spread over the partitions, which the
+    /// keyed hash gives; a partition that gets more grows on its own).
     pub fn reserve(&mut self, additional: usize) {
-        let target = Self::buckets_for(self.occupied.saturating_add(additional));
-        if target > self.buckets.len() {
-            self.grow_to(target);
+        if additional == 0 {
+            return;
+        }
+        let target = Self::buckets_for(Self::part_share(self.occupied.saturating_add(additional)));
+        self.ensure_parts();
+        for part in 0..PARTS {
+            if target > self.parts[part].buckets.len() {
+                self.grow_part(part, target);
+            }
+        }
+    }
+
+    /// Makes the partitions (empty tables) on first use.
+    fn ensure_parts(&mut self) {
+        if self.parts.is_empty() {
+            self.parts = (0..PARTS)
+                .map(|_| Part {
+                    buckets: Table::zeroed(0),
+                    occupied: 0,
+                })
+                .collect();
         }
     }
 
@@ -297,17 +349,18 @@ impl<V: IndexValue> IdIndex<V> {
         self.occupied + usize::from(self.zero_value.is_some())
     }
 
-    /// The home bucket of a key (the table must be non-empty).
+    /// Returns the partition of `id` and its bucket holding `id` (non-zero), or `Err` with
+    /// the empty bucket that ends its probe sequence, where it would be inserted. `None`
+    /// if the partition has no table yet.
     #[inline]
-    fn home(&self, id: u128) -> usize {
-        (self.hasher.hash_id(id) as usize) & (self.buckets.len() - 1)
-    }
-
-    /// Returns the bucket holding `id` (non-zero), or `Err` with the empty bucket that ends
-    /// its probe sequence, where it would be inserted.
-    #[inline]
-    fn find(&self, id: u128) -> Result<usize, usize> {
-        find_in(&self.buckets, self.hasher.hash_id(id), id)
+    fn find(&self, id: u128) -> Option<(usize, Result<usize, usize>)> {
+        let hash = self.hasher.hash_id(id);
+        let part = part_of(hash);
+        let buckets = &self.parts.get(part)?.buckets;
+        if buckets.is_empty() {
+            return None;
+        }
+        Some((part, find_in(buckets, hash, id)))
     }
 
     /// Returns the value stored for `id`, if any.
@@ -316,11 +369,10 @@ impl<V: IndexValue> IdIndex<V> {
         if id == 0 {
             return self.zero_value;
         }
-        if self.buckets.is_empty() {
+        let (part, Ok(position)) = self.find(id)? else {
             return None;
-        }
-        let position = self.find(id).ok()?;
-        self.buckets.get(position).map(value_of)
+        };
+        self.parts[part].buckets.get(position).map(value_of)
     }
 
     /// Reads the first bucket `id` probes and returns a value derived from it, so that a
@@ -330,12 +382,13 @@ impl<V: IndexValue> IdIndex<V> {
     /// influence any decision.
     #[inline]
     pub fn warm(&self, id: u128) -> u64 {
-        if self.buckets.is_empty() {
+        let hash = self.hasher.hash_id(id);
+        let Some(part) = self.parts.get(part_of(hash)) else {
             return 0;
-        }
-        let position = self.home(id);
-        self.buckets
-            .get(position)
+        };
+        let mask = part.buckets.len().wrapping_sub(1);
+        part.buckets
+            .get((hash as usize) & mask)
             .map_or(0, |bucket| u64::from(bucket[0]) ^ u64::from(bucket[3]))
     }
 
@@ -349,19 +402,25 @@ impl<V: IndexValue> IdIndex<V> {
         if id == 0 {
             return self.zero_value.replace(value);
         }
-        if (self.occupied + 1) * 4 > self.buckets.len() * 3 {
-            self.grow();
+        self.ensure_parts();
+        let hash = self.hasher.hash_id(id);
+        let part = part_of(hash);
+        let len = self.parts[part].buckets.len();
+        if (self.parts[part].occupied + 1) * 4 > len * 3 {
+            self.grow_part(part, (len * 2).max(BUCKETS_MIN));
         }
-        match self.find(id) {
+        let slot = &mut self.parts[part];
+        match find_in(&slot.buckets, hash, id) {
             Ok(position) => {
-                let bucket = self.buckets.get_mut(position)?;
+                let bucket = slot.buckets.get_mut(position)?;
                 let replaced = value_of(bucket);
                 *bucket = bucket_for(id, value);
                 Some(replaced)
             }
             Err(position) => {
-                if let Some(bucket) = self.buckets.get_mut(position) {
+                if let Some(bucket) = slot.buckets.get_mut(position) {
                     *bucket = bucket_for(id, value);
+                    slot.occupied += 1;
                     self.occupied += 1;
                 }
                 None
@@ -374,12 +433,12 @@ impl<V: IndexValue> IdIndex<V> {
         if id == 0 {
             return self.zero_value.take();
         }
-        if self.buckets.is_empty() {
+        let (part, Ok(hole)) = self.find(id)? else {
             return None;
-        }
-        let hole = self.find(id).ok()?;
-        let value = value_of(self.buckets.get(hole)?);
-        self.close_hole(hole);
+        };
+        let value = value_of(self.parts[part].buckets.get(hole)?);
+        self.close_hole(part, hole);
+        self.parts[part].occupied -= 1;
         self.occupied -= 1;
         Some(value)
     }
@@ -387,53 +446,55 @@ impl<V: IndexValue> IdIndex<V> {
     /// Backward-shift deletion: moves later entries of the probe run into the hole whenever
     /// that keeps them reachable from their home bucket, then empties the final hole. This
     /// keeps every probe sequence free of gaps without tombstones.
-    fn close_hole(&mut self, mut hole: usize) {
-        let mask = self.buckets.len() - 1;
+    fn close_hole(&mut self, part: usize, mut hole: usize) {
+        let hasher = self.hasher;
+        let buckets = &mut self.parts[part].buckets;
+        let mask = buckets.len() - 1;
         let mut position = (hole + 1) & mask;
-        while let Some(bucket) = self.buckets.get(position).copied() {
+        while let Some(bucket) = buckets.get(position).copied() {
             if is_empty_bucket(&bucket) {
                 break;
             }
-            let home = self.home(id_of(&bucket));
+            let home = (hasher.hash_id(id_of(&bucket)) as usize) & mask;
             // The entry may move back to the hole when its home is not strictly between the
             // hole and its current position (cyclically).
             if (position.wrapping_sub(home) & mask) >= (position.wrapping_sub(hole) & mask) {
-                self.buckets[hole] = bucket;
+                buckets[hole] = bucket;
                 hole = position;
             }
             position = (position + 1) & mask;
         }
-        self.buckets[hole] = [0u32; BUCKET_WORDS];
+        buckets[hole] = [0u32; BUCKET_WORDS];
     }
 
-    /// Doubles the table (or creates the first one) and reinserts every entry.
+    /// Moves every entry of partition `part` into a new table of `new_len` buckets, a power
+    /// of two larger than its current one.
     ///
-    /// All at once, deliberately: moving entries a few per insert instead
-    /// (tried) spreads the same page faults and cache misses over dozens of
-    /// batches and makes every lookup during the move probe two tables, which
-    /// cost about a fifth of the throughput and raised the 99th percentile;
-    /// the all-at-once pause happens only log2(n) times in a ledger's life.
-    fn grow(&mut self) {
-        self.grow_to((self.buckets.len() * 2).max(BUCKETS_MIN));
-    }
-
-    /// Moves every entry into a new table of `new_len` buckets, a power of two larger than
-    /// the current one.
-    fn grow_to(&mut self, new_len: usize) {
-        let old = std::mem::replace(&mut self.buckets, empty_table(new_len));
+    /// All at once within the partition: moving entries a few per insert
+    /// instead (tried, over the whole index) made every lookup during the
+    /// move probe two tables, which cost about a fifth of the throughput.
+    /// A partition is 1/256 of the index, so its move is short.
+    fn grow_part(&mut self, part: usize, new_len: usize) {
+        let hasher = self.hasher;
+        let slot = &mut self.parts[part];
+        let old = std::mem::replace(&mut slot.buckets, empty_table(new_len));
         let mask = new_len - 1;
         for bucket in old.iter().filter(|bucket| !is_empty_bucket(bucket)) {
-            let mut position = self.home(id_of(bucket));
-            while !is_empty_bucket(&self.buckets[position]) {
+            let mut position = (hasher.hash_id(id_of(bucket)) as usize) & mask;
+            while !is_empty_bucket(&slot.buckets[position]) {
                 position = (position + 1) & mask;
             }
-            self.buckets[position] = *bucket;
+            slot.buckets[position] = *bucket;
         }
     }
 
-    /// Returns the estimated bytes held by the table.
+    /// Returns the estimated bytes held by the tables.
     pub fn memory_bytes(&self) -> usize {
-        self.buckets.len() * BUCKET_BYTES
+        self.parts
+            .iter()
+            .map(|part| part.buckets.len())
+            .sum::<usize>()
+            * BUCKET_BYTES
     }
 }
 
