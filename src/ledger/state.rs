@@ -85,6 +85,7 @@ mod image;
 mod invariants;
 mod links;
 mod query;
+mod secondary;
 mod undo;
 
 use batch::first_event_timestamp;
@@ -200,6 +201,8 @@ pub struct MemoryUsage {
     pub failed_ids_bytes: usize,
     /// The linked-chain undo log's retained capacity.
     pub undo_log_bytes: usize,
+    /// The secondary indexes of `query_transfers` and `query_accounts`.
+    pub query_index_bytes: usize,
 }
 
 impl MemoryUsage {
@@ -215,6 +218,7 @@ impl MemoryUsage {
             + self.expiry_queue_bytes
             + self.failed_ids_bytes
             + self.undo_log_bytes
+            + self.query_index_bytes
     }
 }
 
@@ -257,6 +261,36 @@ pub struct LedgerState {
     expiry_queue: BTreeSet<ExpiryKey>,
     failed_ids: FailedIds,
     undo: UndoLog,
+    /// Secondary indexes of the transfer store for `query_transfers`.
+    transfer_query: secondary::QueryIndex,
+    /// Secondary indexes of the account store for `query_accounts`.
+    account_query: secondary::QueryIndex,
+}
+
+/// A transfer's values of the query filter fields, in `secondary::FIELDS` order.
+fn transfer_query_values(transfer: Option<&Transfer>) -> secondary::FieldValues {
+    transfer.map_or([0; secondary::FIELDS], |t| {
+        [
+            t.user_data_128,
+            u128::from(t.user_data_64),
+            u128::from(t.user_data_32),
+            u128::from(t.ledger),
+            u128::from(t.code),
+        ]
+    })
+}
+
+/// An account's values of the query filter fields, in `secondary::FIELDS` order.
+fn account_query_values(account: Option<&AccountRecord>) -> secondary::FieldValues {
+    account.map_or([0; secondary::FIELDS], |a| {
+        [
+            a.user_data_128,
+            u128::from(a.user_data_64),
+            u128::from(a.user_data_32),
+            u128::from(a.ledger),
+            u128::from(a.code),
+        ]
+    })
 }
 
 /// The most events (accounts or transfers, 128 bytes each) that `log_bytes` of logged
@@ -345,10 +379,24 @@ impl LedgerState {
         let create = |state: &mut Self, _: usize, a: &Account, event_timestamp: u64| {
             state.create_account(a, event_timestamp)
         };
-        self.execute_batch(events, timestamp, warm, create)
+        let results = self
+            .execute_batch(events, timestamp, warm, create)
             .into_iter()
             .map(|(status, timestamp)| CreateAccountResult { timestamp, status })
-            .collect()
+            .collect();
+        self.index_for_queries();
+        results
+    }
+
+    /// Brings the query indexes up to the stores: after a batch, once its chains are
+    /// settled, so that they never need undoing.
+    fn index_for_queries(&mut self) {
+        let accounts = &self.accounts;
+        self.account_query
+            .catch_up(accounts.len(), |p| account_query_values(accounts.get(p)));
+        let transfers = &self.transfers;
+        self.transfer_query
+            .catch_up(transfers.len(), |p| transfer_query_values(transfers.get(p)));
     }
 
     /// Creates a batch of transfers with batch timestamp `timestamp` (the timestamp of the
@@ -392,6 +440,7 @@ impl LedgerState {
             .map(|(status, timestamp)| CreateTransferResult { timestamp, status })
             .collect();
         self.links.flush_if_due();
+        self.index_for_queries();
         results
     }
 
@@ -469,6 +518,8 @@ impl LedgerState {
             expiry_queue_bytes: self.expiry_queue.len() * expiry_entry_bytes,
             failed_ids_bytes: self.failed_ids.memory_bytes(),
             undo_log_bytes: self.undo.entries.capacity() * size_of::<UndoEntry>(),
+            query_index_bytes: self.transfer_query.memory_bytes()
+                + self.account_query.memory_bytes(),
         }
     }
 

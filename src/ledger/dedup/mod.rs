@@ -148,21 +148,24 @@ fn empty_table(len: usize) -> Table {
     Table::zeroed(len)
 }
 
-/// Bucket storage: anonymous memory, zero-filled by the operating system
-/// on first touch, with a request for transparent huge pages. Large tables
-/// are probed at random positions, so with 4 KiB pages nearly every insert
-/// into a freshly doubled table of millions of ids takes a page fault (a
-/// few microseconds each here, tens of milliseconds per batch for a while);
-/// 2 MiB pages make that 512 times rarer, and spare most TLB misses of
-/// lookups too. Where huge pages are unavailable this is ordinary memory.
-struct Table {
-    map: Option<memmap2::MmapMut>,
+/// Bucket storage. Small tables live on the heap. Large ones are anonymous memory,
+/// zero-filled by the operating system on first touch, with a request for transparent huge
+/// pages: large tables are probed at random positions, so with 4 KiB pages nearly every
+/// insert into a freshly grown table takes a page fault (a few microseconds each here);
+/// 2 MiB pages make that 512 times rarer, and spare most TLB misses of lookups too. Where
+/// huge pages are unavailable this is ordinary memory.
+enum Table {
+    Heap(Vec<Bucket>),
+    Map(memmap2::MmapMut),
 }
+
+/// Tables of at least this many bytes are mapped rather than allocated.
+const MAPPED_TABLE_BYTES_MIN: usize = 1 << 20;
 
 impl Table {
     fn zeroed(len: usize) -> Table {
-        if len == 0 {
-            return Table { map: None };
+        if len * BUCKET_BYTES < MAPPED_TABLE_BYTES_MIN {
+            return Table::Heap(vec![[0u32; BUCKET_WORDS]; len]);
         }
         // Failing to map memory is running out of memory, which a `Vec`
         // would abort on too.
@@ -175,27 +178,27 @@ impl Table {
             // Advice only: without huge pages the table still works.
             let _ = map.advise(memmap2::Advice::HugePage);
         }
-        Table { map: Some(map) }
+        Table::Map(map)
     }
 }
 
 impl std::ops::Deref for Table {
     type Target = [Bucket];
     fn deref(&self) -> &[Bucket] {
-        match &self.map {
+        match self {
+            Table::Heap(buckets) => buckets,
             // The map is page-aligned and a whole number of buckets long,
             // which `cast_slice` checks.
-            Some(map) => bytemuck::cast_slice(&map[..]),
-            None => &[],
+            Table::Map(map) => bytemuck::cast_slice(&map[..]),
         }
     }
 }
 
 impl std::ops::DerefMut for Table {
     fn deref_mut(&mut self) -> &mut [Bucket] {
-        match &mut self.map {
-            Some(map) => bytemuck::cast_slice_mut(&mut map[..]),
-            None => &mut [],
+        match self {
+            Table::Heap(buckets) => buckets,
+            Table::Map(map) => bytemuck::cast_slice_mut(&mut map[..]),
         }
     }
 }

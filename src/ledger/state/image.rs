@@ -588,7 +588,7 @@ impl LedgerState {
                 expiry_queue.extend(expiry_key(slot as u32, transfer));
             }
         }
-        let state = Self {
+        let mut state = Self {
             accounts: image.accounts,
             account_index,
             links,
@@ -599,7 +599,10 @@ impl LedgerState {
             expiry_queue,
             failed_ids,
             undo: UndoLog::default(),
+            transfer_query: Default::default(),
+            account_query: Default::default(),
         };
+        state.index_for_queries();
         // The id indexes were just built from the stores with duplicates rejected, so they
         // agree with the stores by construction; everything else is checked.
         state

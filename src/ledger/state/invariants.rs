@@ -60,7 +60,20 @@ impl LedgerState {
         self.check_account_transfers()?;
         self.check_history()?;
         self.check_expiry_queue()?;
-        self.check_failed_ids()
+        self.check_failed_ids()?;
+        self.check_query_indexes()
+    }
+
+    /// The query indexes cover every object with its values.
+    fn check_query_indexes(&self) -> Result<(), String> {
+        let transfers = &self.transfers;
+        self.transfer_query.check(transfers.len(), |p| {
+            super::transfer_query_values(transfers.get(p))
+        })?;
+        let accounts = &self.accounts;
+        self.account_query.check(accounts.len(), |p| {
+            super::account_query_values(accounts.get(p))
+        })
     }
 
     /// Account records: valid ids found at their own position by the index, valid fields,

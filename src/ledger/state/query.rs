@@ -8,12 +8,15 @@
 //! take O(log n) to find the range in the account's slot list, plus one pass over the short
 //! log of not yet indexed transfers (see `links`), then scan the range until `limit` matches
 //! are found. `get_account_balances` adds an O(log h) binary search over the history rows per
-//! result. `query_accounts` and `query_transfers` take O(log n) to find the range and then
-//! scan the whole store range until `limit` matches are found. That is O(n) for a filter that
-//! matches little, the price of keeping no secondary indexes on user data.
+//! result. `query_accounts` and `query_transfers` take O(log n) to find the range, then read
+//! the positions of the rarest filtered value from its secondary index (`secondary`):
+//! O(log(count) + limit + 32) when every candidate matches; a filter on several fields
+//! reads the rarest one's candidates and checks the others. A filter on no field, or whose
+//! rarest value is common within a short range, scans the range instead.
 
 use std::ops::Range;
 
+use super::secondary::{Plan, QueryIndex};
 use super::{LedgerState, QUERY_RESULTS_MAX, TIMESTAMP_MAX, TIMESTAMP_MIN, timestamp_valid};
 use crate::ledger::chunked::ChunkedVec;
 use crate::ledger::{
@@ -235,22 +238,18 @@ impl LedgerState {
         if !query_filter_valid(filter) {
             return Vec::new();
         }
-        let positions = scan(
-            positions_in_time(
-                &self.accounts,
-                |a| a.timestamp,
-                filter.timestamp_min,
-                filter.timestamp_max,
-            ),
-            filter.flags.contains(QueryFilterFlags::REVERSED),
-            result_limit(filter.limit),
-            |position| {
-                self.accounts.get(*position).is_some_and(|a| {
-                    let user_data = (a.user_data_128, a.user_data_64, a.user_data_32);
-                    query_filter_matches(filter, user_data, a.ledger, a.code)
-                })
-            },
+        let range = positions_in_time(
+            &self.accounts,
+            |a| a.timestamp,
+            filter.timestamp_min,
+            filter.timestamp_max,
         );
+        let positions = select(&self.account_query, filter, range, |position| {
+            self.accounts.get(position).is_some_and(|a| {
+                let user_data = (a.user_data_128, a.user_data_64, a.user_data_32);
+                query_filter_matches(filter, user_data, a.ledger, a.code)
+            })
+        });
         positions
             .into_iter()
             .filter_map(|position| self.accounts.get(position).map(|record| record.0))
@@ -263,25 +262,55 @@ impl LedgerState {
         if !query_filter_valid(filter) {
             return Vec::new();
         }
-        let positions = scan(
-            positions_in_time(
-                &self.transfers,
-                |t| t.timestamp,
-                filter.timestamp_min,
-                filter.timestamp_max,
-            ),
-            filter.flags.contains(QueryFilterFlags::REVERSED),
-            result_limit(filter.limit),
-            |position| {
-                self.transfers.get(*position).is_some_and(|t| {
-                    let user_data = (t.user_data_128, t.user_data_64, t.user_data_32);
-                    query_filter_matches(filter, user_data, t.ledger, t.code)
-                })
-            },
+        let range = positions_in_time(
+            &self.transfers,
+            |t| t.timestamp,
+            filter.timestamp_min,
+            filter.timestamp_max,
         );
+        let positions = select(&self.transfer_query, filter, range, |position| {
+            self.transfers.get(position).is_some_and(|t| {
+                let user_data = (t.user_data_128, t.user_data_64, t.user_data_32);
+                query_filter_matches(filter, user_data, t.ledger, t.code)
+            })
+        });
         positions
             .into_iter()
             .filter_map(|position| self.transfers.get(position).copied())
             .collect()
+    }
+}
+
+/// The positions within `range` that `matches` accepts, in result order, at most the
+/// filter's limit: read from the rarest filtered value's index chain, or by scanning the
+/// range when that is cheaper (see `secondary`).
+fn select(
+    index: &QueryIndex,
+    filter: &QueryFilter,
+    range: Range<usize>,
+    matches: impl Fn(usize) -> bool,
+) -> Vec<usize> {
+    let reversed = filter.flags.contains(QueryFilterFlags::REVERSED);
+    let limit = result_limit(filter.limit);
+    let wanted = [
+        filter.user_data_128,
+        u128::from(filter.user_data_64),
+        u128::from(filter.user_data_32),
+        u128::from(filter.ledger),
+        u128::from(filter.code),
+    ];
+    match index.plan(&wanted, range.len()) {
+        Plan::Empty => Vec::new(),
+        Plan::Scan => scan(range, reversed, limit, |position| matches(*position)),
+        Plan::Field { field, value } => {
+            let mut selected = Vec::new();
+            index.visit(field, value, range, reversed, &mut |position| {
+                if matches(position as usize) {
+                    selected.push(position as usize);
+                }
+                selected.len() < limit
+            });
+            selected
+        }
     }
 }
