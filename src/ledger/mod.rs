@@ -492,8 +492,10 @@ impl Ledger {
     }
 
     /// Accounts matching `filter` (user data, ledger, code, timestamp
-    /// range), in timestamp order. Cost: a scan of the accounts in the
-    /// timestamp range.
+    /// range), in timestamp order. Cost: the matches of the rarest filtered
+    /// value, read from a secondary index (about `limit` reads when the
+    /// other filtered fields match too), or a scan of the timestamp range
+    /// when that is shorter or no field is filtered.
     ///
     /// ```
     /// # use syncpay::*;
@@ -510,8 +512,11 @@ impl Ledger {
         Ok(self.store.read(|m| m.state.query_accounts(filter))?)
     }
 
-    /// Transfers matching `filter`, in timestamp order. Cost: a scan of the
-    /// transfers in the timestamp range until `limit` match.
+    /// Transfers matching `filter`, in timestamp order. Cost: the matches of
+    /// the rarest filtered value, read from a secondary index (about `limit`
+    /// reads when the other filtered fields match too), or a scan of the
+    /// timestamp range until `limit` match when that is shorter or no field
+    /// is filtered. [`Ledger::memory_usage`] reports what the indexes hold.
     ///
     /// ```
     /// # use syncpay::*;

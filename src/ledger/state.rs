@@ -23,6 +23,8 @@
 //! * `expiry_queue` orders the unresolved pending transfers that have a timeout by
 //!   `(expires_at, timestamp)`, which is the deterministic expiry order.
 //! * `failed_ids` is the exact set of ids burnt by transient failures.
+//! * `transfer_query` and `account_query` are the secondary indexes of `query_transfers`
+//!   and `query_accounts` (see `secondary`), brought up to date after every batch.
 //!
 //! # Invariants
 //!
@@ -57,9 +59,9 @@
 //! timeout. `lookup_*` is O(1) per id. `get_account_transfers` and `get_account_balances`
 //! take O(log n) to find the timestamp range, then scan the account's transfers in it until
 //! `limit` results match. `query_accounts` and `query_transfers` binary-search the timestamp
-//! range and then scan the store: O(log n + scanned). That is O(n) in the worst case for a
-//! selective filter. This is deliberate, because secondary indexes on user data would cost
-//! memory per transfer. [`LedgerState::image`] is O(number of chunks + chunk length).
+//! range, then read the rarest filtered value's positions from the query indexes
+//! (`secondary.rs`: one `u32` per object per field that anyone sets, plus an entry per
+//! distinct value), or scan the range when that is cheaper. [`LedgerState::image`] is O(number of chunks + chunk length).
 //!
 //! Files: this one holds the state and its public calls; `batch.rs` the batch driver (the
 //! batch-level rules B1–B7 and dense results), `create/` the per-object rulebooks,

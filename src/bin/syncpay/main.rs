@@ -163,9 +163,10 @@ enum Command {
         #[arg(long)]
         checkpoint_interval_mib: Option<u64>,
         /// Client counts of the single-transfer stage (each client creates
-        /// one transfer per call, on a ledger of its own); empty to skip.
-        #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
-        single_clients: Vec<usize>,
+        /// one transfer per call, on a ledger of its own), comma-separated;
+        /// `none` skips the stage.
+        #[arg(long, default_value = "1,16,256", value_parser = parse_client_counts)]
+        single_clients: ClientCounts,
         /// The longest a create call waits for concurrent calls to share
         /// its log record, in microseconds [default: the library's, 500].
         #[arg(long)]
@@ -182,6 +183,25 @@ enum Command {
 /// The library's defaults, which the command line's defaults repeat.
 fn defaults() -> BenchmarkConfig {
     BenchmarkConfig::default()
+}
+
+/// Client counts of the single-transfer stage.
+#[derive(Clone, Debug)]
+struct ClientCounts(Vec<usize>);
+
+fn parse_client_counts(text: &str) -> Result<ClientCounts, String> {
+    if text.trim() == "none" {
+        return Ok(ClientCounts(Vec::new()));
+    }
+    text.split(',')
+        .map(|count| match count.trim().parse::<usize>() {
+            Ok(count) if count > 0 => Ok(count),
+            _ => Err(format!(
+                "{count:?} is not a client count (a positive integer)"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(ClientCounts)
 }
 
 fn main() -> ExitCode {
@@ -259,7 +279,7 @@ fn main() -> ExitCode {
                 directory,
                 progress: !no_progress,
                 options,
-                single_clients,
+                single_clients: single_clients.0,
                 single_stage: std::time::Duration::from_secs_f64(single_stage_seconds.max(0.0)),
             };
             match benchmark::run(config) {

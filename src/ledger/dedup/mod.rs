@@ -25,9 +25,10 @@
 //! There is no probabilistic filter: a miss in the exact table is already a single probe run,
 //! and a filter in front of it would only add memory.
 //!
-//! Complexity: `get`, `insert`, `remove`, `contains` are expected O(1). The index is 256
-//! partitions chosen by the hash's top bits, each its own table; growth doubles one
+//! Complexity: `get`, `insert`, `remove`, `contains` are expected O(1). A large index is
+//! 256 partitions chosen by the hash's top bits, each its own table; growth doubles one
 //! partition and rehashes its entries (amortized O(1) per insert; a pause of O(n / 256)).
+//! Below 65,536 entries the index is one table, and it splits once when it reaches that.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -169,8 +170,12 @@ impl Table {
         }
         // Failing to map memory is running out of memory, which a `Vec`
         // would abort on too.
+        // Populated up front: every page of a table is touched soon anyway (its
+        // buckets are hit at random), and the kernel zeroing them all in one call
+        // costs a fraction of taking one fault per page.
         let map = memmap2::MmapOptions::new()
             .len(len * BUCKET_BYTES)
+            .populate()
             .map_anon()
             .expect("out of memory for the id index");
         #[cfg(target_os = "linux")]
@@ -240,15 +245,19 @@ fn find_in(buckets: &[Bucket], hash: u64, id: u128) -> Result<usize, usize> {
     Err(usize::MAX)
 }
 
-/// Bits of the hash that choose a partition (its top bits).
+/// Bits of the hash that choose a partition (its top bits) once an index is large.
 const PART_BITS: u32 = 8;
-/// Partitions of an [`IdIndex`]: each grows on its own, so a doubling
+/// Partitions of a large [`IdIndex`]: each grows on its own, so a doubling
 /// rehashes 1/256 of the entries (about a millisecond at ten million ids)
 /// instead of all of them at once (half a second, the worst batch latency
 /// of the ledger before). Partitions fill at nearly the same rate, but the
 /// random spread of their fill spreads their doublings over dozens of
 /// batches.
 const PARTS: usize = 1 << PART_BITS;
+/// Entries at which a one-table index splits into [`PARTS`] partitions (a pause of a few
+/// milliseconds, once). Below it one table is faster: no partition to find, and a small
+/// index is hot in the cache anyway.
+const SPLIT_ENTRIES: usize = 1 << 16;
 
 /// One partition: a power-of-two table of buckets, or none before its
 /// first insert.
@@ -263,8 +272,10 @@ struct Part {
 /// [`PARTS`] partitions chosen by the hash's top bits.
 #[derive(Clone, Debug)]
 pub struct IdIndex<V> {
-    /// The partitions; empty before the first insert.
+    /// The partitions: none before the first insert, then one, then [`PARTS`].
     parts: Vec<Part>,
+    /// A hash's partition is `hash >> part_shift` (64: the only one).
+    part_shift: u32,
     /// The number of occupied buckets (the entry for id 0 is not counted here).
     occupied: usize,
     /// The value of id 0, which cannot live in the table because 0 marks empty buckets.
@@ -278,10 +289,10 @@ impl<V: IndexValue> Default for IdIndex<V> {
     }
 }
 
-/// The partition of a hash.
+/// The partition of a hash when partitions are chosen by `hash >> shift`.
 #[inline]
-fn part_of(hash: u64) -> usize {
-    (hash >> (64 - PART_BITS)) as usize
+fn part_of(hash: u64, shift: u32) -> usize {
+    hash.checked_shr(shift).unwrap_or(0) as usize
 }
 
 impl<V: IndexValue> IdIndex<V> {
@@ -289,6 +300,7 @@ impl<V: IndexValue> IdIndex<V> {
     pub fn new() -> Self {
         Self {
             parts: Vec::new(),
+            part_shift: 64,
             occupied: 0,
             zero_value: None,
             hasher: IdBuildHasher::new(),
@@ -312,10 +324,13 @@ impl<V: IndexValue> IdIndex<V> {
             .unwrap_or(usize::MAX / 2 + 1)
     }
 
-    /// Entries one partition should have room for when the index holds
+    /// Entries one of `parts` partitions should have room for when the index holds
     /// `entries`: its fair share plus a margin for the random spread.
-    fn part_share(entries: usize) -> usize {
-        let share = entries.div_ceil(PARTS);
+    fn part_share(entries: usize, parts: usize) -> usize {
+        if parts == 1 {
+            return entries;
+        }
+        let share = entries.div_ceil(parts);
         share.saturating_add(share / 16).saturating_add(32)
     }
 
@@ -326,24 +341,61 @@ impl<V: IndexValue> IdIndex<V> {
         if additional == 0 {
             return;
         }
-        let target = Self::buckets_for(Self::part_share(self.occupied.saturating_add(additional)));
+        let entries = self.occupied.saturating_add(additional);
         self.ensure_parts();
-        for part in 0..PARTS {
+        if entries >= SPLIT_ENTRIES {
+            self.split();
+        }
+        let target = Self::buckets_for(Self::part_share(entries, self.parts.len()));
+        for part in 0..self.parts.len() {
             if target > self.parts[part].buckets.len() {
                 self.grow_part(part, target);
             }
         }
     }
 
-    /// Makes the partitions (empty tables) on first use.
+    /// Makes the one partition (an empty table) on first use.
     fn ensure_parts(&mut self) {
         if self.parts.is_empty() {
-            self.parts = (0..PARTS)
-                .map(|_| Part {
-                    buckets: Table::zeroed(0),
-                    occupied: 0,
-                })
-                .collect();
+            self.parts.push(Part {
+                buckets: Table::zeroed(0),
+                occupied: 0,
+            });
+        }
+    }
+
+    /// Splits a one-table index into [`PARTS`] partitions, each sized for its share.
+    fn split(&mut self) {
+        if self.parts.len() == PARTS {
+            return;
+        }
+        let old = std::mem::take(&mut self.parts);
+        let target = Self::buckets_for(Self::part_share(self.occupied, PARTS));
+        self.parts = (0..PARTS)
+            .map(|_| Part {
+                buckets: empty_table(target),
+                occupied: 0,
+            })
+            .collect();
+        self.part_shift = 64 - PART_BITS;
+        for part in &old {
+            for bucket in part
+                .buckets
+                .iter()
+                .filter(|bucket| !is_empty_bucket(bucket))
+            {
+                let hash = self.hasher.hash_id(id_of(bucket));
+                let index = part_of(hash, self.part_shift);
+                let len = self.parts[index].buckets.len();
+                if (self.parts[index].occupied + 1) * 4 > len * 3 {
+                    self.grow_part(index, len * 2);
+                }
+                let slot = &mut self.parts[index];
+                let position =
+                    find_in(&slot.buckets, hash, id_of(bucket)).expect_err("an id is stored once");
+                slot.buckets[position] = *bucket;
+                slot.occupied += 1;
+            }
         }
     }
 
@@ -358,7 +410,7 @@ impl<V: IndexValue> IdIndex<V> {
     #[inline]
     fn find(&self, id: u128) -> Option<(usize, Result<usize, usize>)> {
         let hash = self.hasher.hash_id(id);
-        let part = part_of(hash);
+        let part = part_of(hash, self.part_shift);
         let buckets = &self.parts.get(part)?.buckets;
         if buckets.is_empty() {
             return None;
@@ -386,7 +438,7 @@ impl<V: IndexValue> IdIndex<V> {
     #[inline]
     pub fn warm(&self, id: u128) -> u64 {
         let hash = self.hasher.hash_id(id);
-        let Some(part) = self.parts.get(part_of(hash)) else {
+        let Some(part) = self.parts.get(part_of(hash, self.part_shift)) else {
             return 0;
         };
         let mask = part.buckets.len().wrapping_sub(1);
@@ -406,8 +458,11 @@ impl<V: IndexValue> IdIndex<V> {
             return self.zero_value.replace(value);
         }
         self.ensure_parts();
+        if self.occupied + 1 >= SPLIT_ENTRIES && self.parts.len() == 1 {
+            self.split();
+        }
         let hash = self.hasher.hash_id(id);
-        let part = part_of(hash);
+        let part = part_of(hash, self.part_shift);
         let len = self.parts[part].buckets.len();
         if (self.parts[part].occupied + 1) * 4 > len * 3 {
             self.grow_part(part, (len * 2).max(BUCKETS_MIN));
@@ -593,6 +648,18 @@ mod tests {
             assert_eq!(index.get(u128::from(mix(u64::from(i))) << 1 | 1), Some(i));
         }
         assert_eq!(index.len(), 100_000);
+        // Past the split into partitions, removals keep every other id reachable.
+        for i in (1..=100_000u32).step_by(2) {
+            assert_eq!(
+                index.remove(u128::from(mix(u64::from(i))) << 1 | 1),
+                Some(i)
+            );
+        }
+        for i in 1..=100_000u32 {
+            let expected = (i % 2 == 0).then_some(i);
+            assert_eq!(index.get(u128::from(mix(u64::from(i))) << 1 | 1), expected);
+        }
+        assert_eq!(index.len(), 50_000);
     }
 
     #[test]

@@ -44,6 +44,7 @@ use std::fmt;
 use std::io::{self, Write};
 
 use super::links::AccountLinks;
+use super::secondary::QueryIndex;
 use super::{AccountRecord, HistoryRow, LedgerState, PendingStatus, UndoLog, expiry_key};
 use crate::ledger::chunked::ChunkedVec;
 use crate::ledger::dedup::{FailedIds, IdIndex};
@@ -554,41 +555,27 @@ impl LedgerState {
                 return Err(duplicate("account", account.id));
             }
         }
-        let mut transfer_index =
-            IdIndex::with_capacity(image.transfers.len().saturating_add(spare_transfers));
-        let mut slot = 0u32;
-        for chunk in image.transfers.chunks() {
-            // Warm a group's buckets before inserting it, so that the misses overlap.
-            for group in chunk.chunks(super::WARM_GROUP_LEN) {
-                let warmed = group
-                    .iter()
-                    .fold(0, |value, t| value ^ transfer_index.warm(t.id));
-                std::hint::black_box(warmed);
-                for transfer in group {
-                    if transfer_index.insert(transfer.id, slot).is_some() {
-                        return Err(duplicate("transfer", transfer.id));
-                    }
-                    slot += 1;
-                }
-            }
-        }
-        let links = AccountLinks::build(
-            image.accounts.len(),
-            transfer_sides(&image, &account_index)?,
-            unindexed_min,
-        );
-        let mut expiry_queue = BTreeSet::new();
-        for (slot, (transfer, status)) in image
-            .transfers
-            .iter()
-            .zip(image.pending_statuses.iter())
-            .enumerate()
-        {
-            if *status == PendingStatus::Pending {
-                expiry_queue.extend(expiry_key(slot as u32, transfer));
-            }
-        }
-        let mut state = Self {
+        // The transfer id index is the costliest part and independent of the rest: it is
+        // built on a second thread while this one builds the account lists, the expiry
+        // queue and the query indexes. Nothing depends on which thread does what.
+        let (indexes, derived) = std::thread::scope(|scope| {
+            let worker = std::thread::Builder::new()
+                .name("syncpay-restore".into())
+                .spawn_scoped(scope, || build_indexes(&image, spare_transfers));
+            let derived = build_derived(&image, &account_index, unindexed_min);
+            let indexes = match worker {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: build them here.
+                Err(_) => build_indexes(&image, spare_transfers),
+            };
+            (indexes, derived)
+        });
+        let (transfer_index, transfer_query, account_query) =
+            indexes.map_err(|id| duplicate("transfer", id))?;
+        let (links, expiry_queue) = derived?;
+        let state = Self {
             accounts: image.accounts,
             account_index,
             links,
@@ -599,10 +586,9 @@ impl LedgerState {
             expiry_queue,
             failed_ids,
             undo: UndoLog::default(),
-            transfer_query: Default::default(),
-            account_query: Default::default(),
+            transfer_query,
+            account_query,
         };
-        state.index_for_queries();
         // The id indexes were just built from the stores with duplicates rejected, so they
         // agree with the stores by construction; everything else is checked.
         state
@@ -610,6 +596,78 @@ impl LedgerState {
             .map_err(RestoreError::Inconsistent)?;
         Ok(state)
     }
+}
+
+/// The transfer id index of `transfers` (with room for `spare` more), or the first id
+/// stored twice.
+fn build_transfer_index(
+    transfers: &ChunkedVec<Transfer>,
+    spare: usize,
+) -> Result<IdIndex<u32>, u128> {
+    let mut transfer_index = IdIndex::with_capacity(transfers.len().saturating_add(spare));
+    let mut slot = 0u32;
+    for chunk in transfers.chunks() {
+        // Warm a group's buckets before inserting it, so that the misses overlap.
+        for group in chunk.chunks(super::WARM_GROUP_LEN) {
+            let warmed = group
+                .iter()
+                .fold(0, |value, t| value ^ transfer_index.warm(t.id));
+            std::hint::black_box(warmed);
+            for transfer in group {
+                if transfer_index.insert(transfer.id, slot).is_some() {
+                    return Err(transfer.id);
+                }
+                slot += 1;
+            }
+        }
+    }
+    Ok(transfer_index)
+}
+
+/// The transfer id index and the query indexes of transfers and accounts, or the first
+/// transfer id stored twice.
+fn build_indexes(
+    image: &LedgerImage,
+    spare_transfers: usize,
+) -> Result<(IdIndex<u32>, QueryIndex, QueryIndex), u128> {
+    let transfer_index = build_transfer_index(&image.transfers, spare_transfers)?;
+    let mut transfer_query = QueryIndex::default();
+    transfer_query.catch_up(image.transfers.len(), |p| {
+        super::transfer_query_values(image.transfers.get(p))
+    });
+    let mut account_query = QueryIndex::default();
+    account_query.catch_up(image.accounts.len(), |p| {
+        super::account_query_values(image.accounts.get(p))
+    });
+    Ok((transfer_index, transfer_query, account_query))
+}
+
+/// The account transfer lists and the expiry queue.
+type Derived = (AccountLinks, BTreeSet<super::ExpiryKey>);
+
+/// Builds the [`Derived`] structures of an image.
+fn build_derived(
+    image: &LedgerImage,
+    account_index: &IdIndex<u32>,
+    unindexed_min: usize,
+) -> Result<Derived, RestoreError> {
+    let links = AccountLinks::build(
+        image.accounts.len(),
+        transfer_sides(image, account_index)?,
+        unindexed_min,
+    );
+    let mut expiry_queue = BTreeSet::new();
+    for (slot, (transfer, status)) in image
+        .transfers
+        .iter()
+        .zip(image.pending_statuses.iter())
+        .enumerate()
+    {
+        if *status == PendingStatus::Pending {
+            expiry_queue.extend(expiry_key(slot as u32, transfer));
+        }
+    }
+    Ok((links, expiry_queue))
 }
 
 /// Returns every transfer's (debit, credit) account positions, in slot order.

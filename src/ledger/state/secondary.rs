@@ -60,6 +60,9 @@ pub(super) struct FieldIndex {
     heads: IdIndex<u32>,
     entries: Vec<Head>,
     checkpoints: Vec<Vec<u32>>,
+    /// The last value pushed and its entry: fields like `ledger` and `code` repeat their
+    /// value from one object to the next, which then costs no hash lookup.
+    last: Option<(u128, u32)>,
 }
 
 impl FieldIndex {
@@ -75,7 +78,12 @@ impl FieldIndex {
             self.prev.push(NONE);
             return;
         }
-        let Some(entry) = self.heads.get(value) else {
+        let cached = self
+            .last
+            .filter(|(last, _)| *last == value)
+            .map(|(_, entry)| entry);
+        let Some(entry) = cached.or_else(|| self.heads.get(value)) else {
+            self.last = Some((value, self.entries.len() as u32));
             self.heads.insert(value, self.entries.len() as u32);
             self.entries.push(Head {
                 newest: position,
@@ -85,6 +93,7 @@ impl FieldIndex {
             self.prev.push(NONE);
             return;
         };
+        self.last = Some((value, entry));
         let head = &mut self.entries[entry as usize];
         self.prev.push(head.newest);
         head.newest = position;
