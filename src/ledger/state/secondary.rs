@@ -58,7 +58,9 @@ pub(super) struct FieldIndex {
     base: Option<u32>,
     prev: ChunkedVec<u32>,
     heads: IdIndex<u32>,
-    entries: Vec<Head>,
+    /// Chunked, so that growing it never copies it (a field of unique values has an
+    /// entry per object).
+    entries: ChunkedVec<Head>,
     checkpoints: Vec<Vec<u32>>,
     /// The last value pushed and its entry: fields like `ledger` and `code` repeat their
     /// value from one object to the next, which then costs no hash lookup.
@@ -94,7 +96,10 @@ impl FieldIndex {
             return;
         };
         self.last = Some((value, entry));
-        let head = &mut self.entries[entry as usize];
+        let head = self
+            .entries
+            .get_mut(entry as usize)
+            .expect("heads only hold entries that exist");
         self.prev.push(head.newest);
         head.newest = position;
         head.count += 1;
@@ -105,7 +110,7 @@ impl FieldIndex {
                 let first = self.oldest_of_first_block(entry);
                 self.checkpoints.push(vec![first]);
             }
-            let list = self.entries[entry as usize].checkpoints as usize;
+            let list = self.head(entry).checkpoints as usize;
             self.checkpoints[list].push(position);
         }
     }
@@ -113,7 +118,7 @@ impl FieldIndex {
     /// The oldest position of a value that has exactly one full block plus one object:
     /// walked once, when its checkpoint list is made.
     fn oldest_of_first_block(&self, entry: u32) -> u32 {
-        let mut position = self.entries[entry as usize].newest;
+        let mut position = self.head(entry).newest;
         loop {
             let previous = self.prev_of(position);
             if previous == NONE {
@@ -134,11 +139,19 @@ impl FieldIndex {
             .unwrap_or(NONE)
     }
 
+    /// The entry `entry` (which `heads` handed out).
+    fn head(&self, entry: u32) -> Head {
+        *self
+            .entries
+            .get(entry as usize)
+            .expect("heads only hold entries that exist")
+    }
+
     /// How many indexed objects have `value`.
     fn count_of(&self, value: u128) -> u32 {
         self.heads
             .get(value)
-            .map_or(0, |entry| self.entries[entry as usize].count)
+            .map_or(0, |entry| self.head(entry).count)
     }
 
     /// Positions with `value` within `range`, oldest first (newest first if `reversed`),
@@ -153,7 +166,7 @@ impl FieldIndex {
         let Some(entry) = self.heads.get(value) else {
             return;
         };
-        let head = self.entries[entry as usize];
+        let head = self.head(entry);
         let checkpoints: &[u32] = match head.checkpoints {
             NONE => &[],
             list => &self.checkpoints[list as usize],
@@ -222,7 +235,7 @@ impl FieldIndex {
     fn memory_bytes(&self) -> usize {
         self.prev.memory_bytes()
             + self.heads.memory_bytes()
-            + self.entries.capacity() * size_of::<Head>()
+            + self.entries.memory_bytes()
             + self
                 .checkpoints
                 .iter()
@@ -260,7 +273,7 @@ impl FieldIndex {
         }
         for value in distinct {
             let entry = self.heads.get(value).ok_or("a value has no entry")?;
-            let head = self.entries[entry as usize];
+            let head = self.head(entry);
             if newest.get(value) != Some(head.newest) {
                 return Err("a value's newest position is wrong".to_string());
             }
