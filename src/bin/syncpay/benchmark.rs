@@ -123,6 +123,8 @@ pub struct BenchmarkReport {
     pub load_duration: Duration,
     /// Batch latencies: p1, p50, p99, p100.
     pub batch_latency: [Duration; 4],
+    /// The slowest batches of the load: (sent at, since the load began; latency).
+    pub slowest_batches: Vec<(Duration, Duration)>,
     /// Read stage: (name, items, duration).
     pub reads: Vec<(&'static str, u64, Duration)>,
     /// Resident memory added by the ledger, bytes.
@@ -234,6 +236,7 @@ pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
         transfers_failed: load.transfers_submitted - load.transfers_created,
         load_duration: load.duration,
         batch_latency: percentiles(load.latencies),
+        slowest_batches: load.slowest,
         reads,
         resident_bytes,
         estimated_bytes,
@@ -375,7 +378,12 @@ struct LoadResult {
     transfers_created: u64,
     duration: Duration,
     latencies: Vec<Duration>,
+    /// The slowest batches: (when it was sent since the load began, latency).
+    slowest: Vec<(Duration, Duration)>,
 }
+
+/// Batches listed in the report's slowest batches.
+const SLOWEST_LISTED: usize = 5;
 
 /// One client's batches: new transfers plus posts and voids of the pending
 /// ones it created in its previous batch.
@@ -479,14 +487,14 @@ fn run_load(ledger: &Arc<Ledger>, config: &BenchmarkConfig) -> Result<LoadResult
                 next_id: 0,
                 pending: Vec::new(),
             };
-            std::thread::spawn(move || -> Result<Vec<Duration>> {
+            std::thread::spawn(move || -> Result<Vec<(Duration, Duration)>> {
                 let mut latencies = Vec::new();
                 let mut remaining = share;
                 while remaining > 0 {
                     let batch = client.batch(size.min(remaining as usize), &chooser, two_phase);
                     let sent = Instant::now();
                     let results = ledger.create_transfers(&batch)?;
-                    latencies.push(sent.elapsed());
+                    latencies.push((sent - start, sent.elapsed()));
                     let ok = results
                         .iter()
                         .filter(|r| r.status == CreateTransferStatus::Created)
@@ -499,20 +507,24 @@ fn run_load(ledger: &Arc<Ledger>, config: &BenchmarkConfig) -> Result<LoadResult
             })
         })
         .collect();
-    let mut latencies = Vec::new();
+    let mut timed = Vec::new();
     for thread in threads {
         let client = thread
             .join()
             .map_err(|_| fail("a benchmark client panicked"))?;
-        latencies.extend(client?);
+        timed.extend(client?);
     }
     let duration = start.elapsed();
     bar.finish_and_clear();
+    let latencies = timed.iter().map(|(_, latency)| *latency).collect();
+    timed.sort_unstable_by_key(|(_, latency)| std::cmp::Reverse(*latency));
+    timed.truncate(SLOWEST_LISTED);
     Ok(LoadResult {
         transfers_submitted: config.transfer_count,
         transfers_created: created.load(Ordering::Relaxed),
         duration,
         latencies,
+        slowest: timed,
     })
 }
 
@@ -727,6 +739,12 @@ impl fmt::Display for BenchmarkReport {
             millis(p99),
             millis(p100)
         )?;
+        let slowest: Vec<String> = self
+            .slowest_batches
+            .iter()
+            .map(|(at, latency)| format!("{} at {:.2} s", millis(*latency), at.as_secs_f64()))
+            .collect();
+        writeln!(f, "slowest batches = {}", slowest.join(", "))?;
         for (name, items, duration) in &self.reads {
             writeln!(
                 f,
