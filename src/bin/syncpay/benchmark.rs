@@ -143,6 +143,9 @@ pub struct BenchmarkReport {
     pub baseline: Duration,
     /// Create calls of the load stage and the logged commands they became.
     pub load_calls_commands: (u64, u64),
+    /// The log's `fdatasync` and the apply latencies over the load (and the
+    /// account creation before it).
+    pub load_fsync_apply: (syncpay::LatencySummary, syncpay::LatencySummary),
     /// The single-transfer stages, in the order run.
     pub single: Vec<SingleStage>,
 }
@@ -202,6 +205,7 @@ pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
     let load = run_load(&ledger, &config)?;
     let load_stats = ledger.stats();
     let load_calls_commands = (load_stats.batches, load_stats.commands);
+    let load_fsync_apply = (load_stats.fsync_latency, load_stats.apply_latency);
     let reads = run_reads(&ledger, &config, load.transfers_created)?;
     let resident_bytes = resident_bytes().saturating_sub(resident_before);
     let estimated_bytes = ledger.memory_usage()?.total_bytes() as u64;
@@ -245,6 +249,7 @@ pub fn run(config: BenchmarkConfig) -> Result<BenchmarkReport> {
         recovery: (recovery_duration, replayed, snapshot_lsn),
         baseline,
         load_calls_commands,
+        load_fsync_apply,
         single,
     })
 }
@@ -745,6 +750,19 @@ impl fmt::Display for BenchmarkReport {
             .map(|(at, latency)| format!("{} at {:.2} s", millis(*latency), at.as_secs_f64()))
             .collect();
         writeln!(f, "slowest batches = {}", slowest.join(", "))?;
+        let ms = |ns: u64| millis(Duration::from_nanos(ns));
+        let (fsync, apply) = &self.load_fsync_apply;
+        writeln!(
+            f,
+            "log fdatasync p50 = {}, p99 = {}, max = {} ({} syncs); apply p50 = {}, p99 = {}, max = {}",
+            ms(fsync.p50_ns),
+            ms(fsync.p99_ns),
+            ms(fsync.max_ns),
+            fsync.count,
+            ms(apply.p50_ns),
+            ms(apply.p99_ns),
+            ms(apply.max_ns)
+        )?;
         for (name, items, duration) in &self.reads {
             writeln!(
                 f,
