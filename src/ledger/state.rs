@@ -234,6 +234,9 @@ pub struct Sizes {
     pub chunk_shift: u32,
     /// Account-link log entries below which no bulk flush happens.
     pub unindexed_min: usize,
+    /// Transfers from which the invariant checks split the transfer store over two
+    /// threads.
+    pub parallel_check_min: usize,
 }
 
 impl Sizes {
@@ -241,17 +244,18 @@ impl Sizes {
     pub const PRODUCTION: Sizes = Sizes {
         chunk_shift: crate::ledger::chunked::CHUNK_LEN_SHIFT,
         unindexed_min: links::UNINDEXED_MIN,
+        parallel_check_min: PARALLEL_CHECK_TRANSFERS_MIN,
     };
     /// Chunks of 16 elements, flushes every 16 links.
     #[cfg(any(test, feature = "internals"))]
     pub const SMALL: Sizes = Sizes {
         chunk_shift: 4,
         unindexed_min: 16,
+        parallel_check_min: 64,
     };
 }
 
 /// The production ledger state machine (see the module documentation).
-#[derive(Default)]
 pub struct LedgerState {
     accounts: ChunkedVec<AccountRecord>,
     account_index: IdIndex<u32>,
@@ -267,6 +271,31 @@ pub struct LedgerState {
     transfer_query: secondary::QueryIndex,
     /// Secondary indexes of the account store for `query_accounts`.
     account_query: secondary::QueryIndex,
+    /// See [`Sizes::parallel_check_min`].
+    parallel_check_min: usize,
+}
+
+/// Transfers from which the invariant checks use two threads (below, one is faster).
+const PARALLEL_CHECK_TRANSFERS_MIN: usize = 1 << 20;
+
+impl Default for LedgerState {
+    fn default() -> Self {
+        Self {
+            accounts: ChunkedVec::default(),
+            account_index: IdIndex::default(),
+            links: AccountLinks::default(),
+            transfers: ChunkedVec::default(),
+            transfer_index: IdIndex::default(),
+            pending_statuses: ChunkedVec::default(),
+            history: ChunkedVec::default(),
+            expiry_queue: BTreeSet::default(),
+            failed_ids: FailedIds::default(),
+            undo: UndoLog::default(),
+            transfer_query: secondary::QueryIndex::default(),
+            account_query: secondary::QueryIndex::default(),
+            parallel_check_min: PARALLEL_CHECK_TRANSFERS_MIN,
+        }
+    }
 }
 
 /// A transfer's values of the query filter fields, in `secondary::FIELDS` order.
@@ -339,6 +368,7 @@ impl LedgerState {
         Self {
             accounts: ChunkedVec::with_chunk_shift(shift),
             links: AccountLinks::new(sizes.unindexed_min),
+            parallel_check_min: sizes.parallel_check_min,
             transfers: ChunkedVec::with_chunk_shift(shift),
             pending_statuses: ChunkedVec::with_chunk_shift(shift),
             history: ChunkedVec::with_chunk_shift(shift),

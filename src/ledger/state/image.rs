@@ -45,7 +45,7 @@ use std::io::{self, Write};
 
 use super::links::AccountLinks;
 use super::secondary::QueryIndex;
-use super::{AccountRecord, HistoryRow, LedgerState, PendingStatus, UndoLog, expiry_key};
+use super::{AccountRecord, HistoryRow, LedgerState, PendingStatus, Sizes, UndoLog, expiry_key};
 use crate::ledger::chunked::ChunkedVec;
 use crate::ledger::dedup::{FailedIds, IdIndex};
 use crate::ledger::{Account, Transfer};
@@ -489,7 +489,7 @@ fn restore(
         history,
         failed_ids: ChunkedVec::new(),
     };
-    LedgerState::from_image_parts(image, failed_ids, spare_transfers, sizes.unindexed_min)
+    LedgerState::from_image_parts(image, failed_ids, spare_transfers, sizes)
 }
 
 /// A cursor over the sections of an image whose length was already validated.
@@ -544,7 +544,7 @@ impl LedgerState {
         image: LedgerImage,
         failed_ids: FailedIds,
         spare_transfers: usize,
-        unindexed_min: usize,
+        sizes: Sizes,
     ) -> Result<Self, RestoreError> {
         let duplicate = |kind: &str, id: u128| {
             RestoreError::Inconsistent(format!("{kind} id {id} is stored twice"))
@@ -562,7 +562,7 @@ impl LedgerState {
             let worker = std::thread::Builder::new()
                 .name("syncpay-restore".into())
                 .spawn_scoped(scope, || build_indexes(&image, spare_transfers));
-            let derived = build_derived(&image, &account_index, unindexed_min);
+            let derived = build_derived(&image, &account_index, sizes.unindexed_min);
             let indexes = match worker {
                 Ok(handle) => handle
                     .join()
@@ -588,6 +588,7 @@ impl LedgerState {
             undo: UndoLog::default(),
             transfer_query,
             account_query,
+            parallel_check_min: sizes.parallel_check_min,
         };
         // The id indexes were just built from the stores with duplicates rejected, so they
         // agree with the stores by construction; everything else is checked.

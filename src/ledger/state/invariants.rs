@@ -7,6 +7,8 @@
 //! checking: sorted stores, in-range slots and positions, and at most one resolving record
 //! per pending transfer.
 
+use std::ops::Range;
+
 use super::create::exceeds;
 use super::{LedgerState, PendingStatus, TIMESTAMP_MAX, expires_at, expiry_key, timestamp_valid};
 use crate::ledger::{Account, AccountFlags, Transfer, TransferFlags};
@@ -30,6 +32,22 @@ impl WideSum {
     fn of(value: u128) -> Self {
         Self::default().add(value)
     }
+
+    /// The sum of two sums.
+    fn merge(self, other: Self) -> Self {
+        let with_low = self.add(other.low);
+        Self {
+            high: with_low.high.wrapping_add(other.high),
+            low: with_low.low,
+        }
+    }
+}
+
+/// What checking a range of the transfer store found: per-account pending totals, and
+/// the slot each resolving transfer resolves.
+struct TransferRangeCheck {
+    totals: Vec<PendingTotals>,
+    resolved_slots: Vec<u32>,
 }
 
 /// What the unresolved pending transfers add up to for one account.
@@ -138,10 +156,68 @@ impl LedgerState {
         {
             return Err("transfer index sizes disagree with the transfer store".to_string());
         }
+        let len = self.transfers.len();
+        // Two halves on two threads for a large store (restores check every transfer);
+        // the halves are merged in order, so the result and the first violation reported
+        // are those of one pass.
+        let (first, second) = if len >= self.parallel_check_min.max(2) {
+            let middle = len / 2;
+            std::thread::scope(|scope| {
+                let worker = std::thread::Builder::new()
+                    .name("syncpay-check".into())
+                    .spawn_scoped(scope, || {
+                        self.check_transfer_range(middle..len, check_id_indexes)
+                    });
+                let first = self.check_transfer_range(0..middle, check_id_indexes);
+                let second = match worker {
+                    Ok(handle) => handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Err(_) => self.check_transfer_range(middle..len, check_id_indexes),
+                };
+                (first, Some(second))
+            })
+        } else {
+            (self.check_transfer_range(0..len, check_id_indexes), None)
+        };
+        let mut merged = first?;
+        if let Some(second) = second {
+            let second = second?;
+            for (total, other) in merged.totals.iter_mut().zip(second.totals) {
+                total.debits = total.debits.merge(other.debits);
+                total.credits = total.credits.merge(other.credits);
+                total.closing += other.closing;
+            }
+            merged.resolved_slots.extend(second.resolved_slots);
+        }
+        let mut resolutions = vec![0u8; len];
+        for slot in merged.resolved_slots {
+            if let Some(count) = resolutions.get_mut(slot as usize) {
+                *count = count.saturating_add(1);
+            }
+        }
+        self.check_resolution_counts(&resolutions)?;
+        Ok(merged.totals)
+    }
+
+    /// The per-transfer checks of `check_transfers` over the slots `range`, including the
+    /// timestamp order with the transfer before the range.
+    fn check_transfer_range(
+        &self,
+        range: Range<usize>,
+        check_id_indexes: bool,
+    ) -> Result<TransferRangeCheck, String> {
         let mut totals = vec![PendingTotals::default(); self.accounts.len()];
-        let mut resolutions = vec![0u8; self.transfers.len()];
-        let mut previous_timestamp = 0;
-        for (slot, transfer) in self.transfers.iter().enumerate() {
+        let mut resolved_slots = Vec::new();
+        let mut previous_timestamp = range
+            .start
+            .checked_sub(1)
+            .and_then(|slot| self.transfers.get(slot))
+            .map_or(0, |transfer| transfer.timestamp);
+        for slot in range {
+            let Some(transfer) = self.transfers.get(slot) else {
+                return Err(format!("transfer slot {slot} is missing"));
+            };
             let id = transfer.id;
             if check_id_indexes && self.transfer_index.get(id).map(|s| s as usize) != Some(slot) {
                 return Err(format!("transfer {id} is not indexed at its slot"));
@@ -160,17 +236,15 @@ impl LedgerState {
                 add_pending(&mut totals, transfer, debit, credit);
             }
             if transfer.pending_id != 0 {
-                let pending_slot = self.check_resolution(slot, transfer)?;
-                if let Some(count) = resolutions.get_mut(pending_slot as usize) {
-                    *count = count.saturating_add(1);
-                }
+                resolved_slots.push(self.check_resolution(slot, transfer)?);
             }
         }
-        self.check_resolution_counts(&resolutions)?;
-        Ok(totals)
+        Ok(TransferRangeCheck {
+            totals,
+            resolved_slots,
+        })
     }
 
-    /// One transfer's own fields; returns its account positions.
     fn check_transfer_fields(&self, transfer: &Transfer) -> Result<[u32; 2], String> {
         let id = transfer.id;
         if id == 0 || id == u128::MAX || transfer.flags.intersects(TransferFlags::PADDING) {
