@@ -124,3 +124,91 @@ impl StateMachine for LedgerMachine {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Account, CreateTransferStatus, Transfer, TransferFlags};
+    use crate::storage::store::ApplyContext;
+
+    fn accounts() -> LedgerBatch {
+        LedgerBatch::CreateAccounts(
+            (1..=2)
+                .map(|id| Account {
+                    id,
+                    ledger: 1,
+                    code: 1,
+                    ..Account::default()
+                })
+                .collect(),
+        )
+    }
+
+    fn transfer(id: u128, flags: TransferFlags) -> Transfer {
+        Transfer {
+            id,
+            debit_account_id: 1,
+            credit_account_id: 2,
+            amount: 1,
+            ledger: 1,
+            code: 1,
+            flags,
+            ..Transfer::default()
+        }
+    }
+
+    // Goal: a gathered command gives each batch exactly the results (and timestamps) it
+    // gets when logged alone right after the batch before it; in particular a chain left
+    // open at the end of one caller's batch fails as `linked_event_chain_open` in that
+    // batch and does not reach into the next caller's.
+    #[test]
+    fn gathered_batches_apply_as_if_logged_alone() {
+        let open_chain = LedgerBatch::CreateTransfers(vec![
+            transfer(10, TransferFlags::empty()),
+            transfer(11, TransferFlags::LINKED),
+        ]);
+        let next_caller = LedgerBatch::CreateTransfers(vec![transfer(12, TransferFlags::empty())]);
+        let batches = vec![
+            accounts(),
+            open_chain,
+            LedgerBatch::CreateAccounts(Vec::new()),
+            next_caller,
+        ];
+        let needed: u64 = batches.iter().map(LedgerBatch::timestamps_needed).sum();
+        let last = 1_000 + needed;
+
+        let mut gathered = LedgerMachine::initial();
+        let outputs = gathered.apply(
+            LedgerCommand {
+                batches: batches.clone(),
+            },
+            ApplyContext {
+                lsn: 1,
+                timestamp: last,
+            },
+        );
+
+        let mut alone = LedgerMachine::initial();
+        let mut timestamp = 1_000;
+        let expected: Vec<LedgerOutput> = batches
+            .into_iter()
+            .map(|batch| {
+                timestamp += batch.timestamps_needed();
+                alone.apply_batch(batch, timestamp)
+            })
+            .collect();
+        assert_eq!(outputs, expected);
+        let chain = &outputs[1].transfers;
+        assert_eq!(chain[0].status, CreateTransferStatus::Created);
+        assert_eq!(chain[1].status, CreateTransferStatus::LinkedEventChainOpen);
+        assert_eq!(
+            outputs[3].transfers[0].status,
+            CreateTransferStatus::Created
+        );
+        assert_eq!(outputs[3].transfers[0].timestamp, last);
+        assert_eq!(
+            gathered.state.lookup_transfers(&[10, 11, 12]),
+            alone.state.lookup_transfers(&[10, 11, 12])
+        );
+    }
+}
