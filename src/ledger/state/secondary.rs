@@ -246,9 +246,18 @@ impl FieldIndex {
     /// Checks the invariant (module documentation) for `values`, the field's value of every
     /// indexed position in order.
     fn check(&self, values: impl Iterator<Item = u128>) -> Result<(), String> {
-        let mut newest: IdIndex<u32> = IdIndex::new();
-        let mut distinct: Vec<u128> = Vec::new();
-        let mut indexed = 0usize;
+        /// What one pass over the objects finds for one value: its newest position, its
+        /// count, and every `BLOCK_LEN`-th position, oldest first.
+        struct Seen {
+            value: u128,
+            first: u32,
+            newest: u32,
+            count: u32,
+            /// Empty while the value has one block.
+            checkpoints: Vec<u32>,
+        }
+        let mut index: IdIndex<u32> = IdIndex::new();
+        let mut seen: Vec<Seen> = Vec::new();
         for (position, value) in values.enumerate() {
             let position = position as u32;
             if value == 0 {
@@ -258,43 +267,52 @@ impl FieldIndex {
                 }
                 continue;
             }
-            indexed += 1;
-            let expected_prev = newest.insert(value, position).unwrap_or(NONE);
+            // Every link must name the previous object with the same value, so the chains
+            // are right by induction and need no walk.
+            let expected_prev = match index.get(value) {
+                Some(entry) => {
+                    let found = &mut seen[entry as usize];
+                    let previous = found.newest;
+                    found.newest = position;
+                    if found.count.is_multiple_of(BLOCK_LEN) {
+                        if found.checkpoints.is_empty() {
+                            found.checkpoints.push(found.first);
+                        }
+                        found.checkpoints.push(position);
+                    }
+                    found.count += 1;
+                    previous
+                }
+                None => {
+                    index.insert(value, seen.len() as u32);
+                    seen.push(Seen {
+                        value,
+                        first: position,
+                        newest: position,
+                        count: 1,
+                        checkpoints: Vec::new(),
+                    });
+                    NONE
+                }
+            };
             if self.prev_of(position) != expected_prev {
                 return Err(format!("position {position} has a wrong predecessor"));
             }
-            if expected_prev == NONE {
-                distinct.push(value);
-            }
         }
-        let total: u32 = self.entries.iter().map(|head| head.count).sum();
-        if total as usize != indexed || self.entries.len() != self.heads.len() {
-            return Err("value counts disagree with the indexed objects".to_string());
+        if seen.len() != self.heads.len() || seen.len() != self.entries.len() {
+            return Err("the distinct values disagree with the indexed objects".to_string());
         }
-        for value in distinct {
-            let entry = self.heads.get(value).ok_or("a value has no entry")?;
+        for found in seen {
+            let entry = self.heads.get(found.value).ok_or("a value has no entry")?;
             let head = self.head(entry);
-            if newest.get(value) != Some(head.newest) {
-                return Err("a value's newest position is wrong".to_string());
+            if (head.newest, head.count) != (found.newest, found.count) {
+                return Err("a value's newest position or count is wrong".to_string());
             }
-            // Walk the chain: count and checkpoints.
-            let mut chain = Vec::new();
-            let mut position = head.newest;
-            while position != NONE {
-                chain.push(position);
-                position = self.prev_of(position);
-            }
-            chain.reverse();
-            if chain.len() != head.count as usize {
-                return Err("a value's count disagrees with its chain".to_string());
-            }
-            let expected: Vec<u32> = chain.iter().step_by(BLOCK_LEN as usize).copied().collect();
             let listed: &[u32] = match head.checkpoints {
                 NONE => &[],
                 list => &self.checkpoints[list as usize],
             };
-            let wanted: &[u32] = if expected.len() > 1 { &expected } else { &[] };
-            if listed != wanted {
+            if listed != found.checkpoints.as_slice() {
                 return Err("a value's checkpoints are wrong".to_string());
             }
         }
@@ -426,6 +444,18 @@ mod tests {
                 index.catch_up(step, |p| values[p]);
             }
             index.check(values.len(), |p| values[p]).unwrap();
+            // The check sees a wrong link, count or checkpoint.
+            let mut broken = index.clone();
+            let field = &mut broken.fields[3];
+            if let Some(list) = field.checkpoints.first_mut() {
+                list[1] += 1;
+                assert!(broken.check(values.len(), |p| values[p]).is_err());
+            }
+            let mut broken = index.clone();
+            if let Some(link) = broken.fields[3].prev.get_mut(2999) {
+                *link = NONE;
+                assert!(broken.check(values.len(), |p| values[p]).is_err());
+            }
             for _ in 0..200 {
                 let field = random.below(FIELDS as u64) as usize;
                 let value = values[random.below(3000) as usize][field];
