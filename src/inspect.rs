@@ -277,17 +277,12 @@ impl Ledger {
             .ok_or_else(|| corrupt("shorter than its timestamp"))?;
         let timestamp = u64::from_le_bytes(*prefix);
         let command = codec::decode(command).map_err(|e| corrupt(&e.to_string()))?;
-        let needed = command.timestamps_needed();
-        let mut last = timestamp
-            .checked_sub(needed)
-            .ok_or_else(|| corrupt("timestamp smaller than its event count"))?;
         let batches = command
-            .batches
-            .into_iter()
-            .map(|batch| {
-                last += batch.timestamps_needed();
+            .into_timestamped(timestamp)
+            .ok_or_else(|| corrupt("timestamp smaller than its event count"))?
+            .map(|(batch, timestamp)| {
                 let mut entry = LogBatch {
-                    timestamp: last,
+                    timestamp,
                     accounts: Vec::new(),
                     transfers: Vec::new(),
                 };

@@ -148,6 +148,18 @@ impl LedgerCommand {
             .map(LedgerBatch::timestamps_needed)
             .sum()
     }
+
+    /// The batches with their batch timestamps, for a command whose last timestamp is
+    /// `last`: batch k takes the next `timestamps_needed` after the batches before it, so
+    /// the last batch's timestamp is `last`. `None` if `last` is smaller than the
+    /// timestamps the command takes.
+    pub fn into_timestamped(self, last: u64) -> Option<impl Iterator<Item = (LedgerBatch, u64)>> {
+        let mut timestamp = last.checked_sub(self.timestamps_needed())?;
+        Some(self.batches.into_iter().map(move |batch| {
+            timestamp += batch.timestamps_needed();
+            (batch, timestamp)
+        }))
+    }
 }
 
 /// Appends the encoding of `command` to `out`.

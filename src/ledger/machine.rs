@@ -83,13 +83,16 @@ impl StateMachine for LedgerMachine {
     }
 
     fn apply(&mut self, command: LedgerCommand, context: ApplyContext) -> Vec<LedgerOutput> {
-        // The command owns `first ..= context.timestamp`; the store assigned
-        // exactly `timestamps_needed` of them.
-        let mut last = context.timestamp - command.timestamps_needed();
-        let mut outputs = Vec::with_capacity(command.batches.len());
-        for batch in command.batches {
-            last += batch.timestamps_needed();
-            outputs.push(self.apply_batch(batch, last));
+        // The store assigned exactly `timestamps_needed` timestamps ending at
+        // `context.timestamp` (and replay checks that a logged one is that large).
+        let timestamped = command
+            .into_timestamped(context.timestamp)
+            .expect("the store assigns a command the timestamps it needs");
+        let mut outputs = Vec::new();
+        let mut last = 0;
+        for (batch, timestamp) in timestamped {
+            outputs.push(self.apply_batch(batch, timestamp));
+            last = timestamp;
         }
         // Pair assertion with the store's sequencer.
         assert_eq!(

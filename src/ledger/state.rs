@@ -66,8 +66,8 @@
 //! Files: this one holds the state and its public calls; `batch.rs` the batch driver (the
 //! batch-level rules B1–B7 and dense results), `create/` the per-object rulebooks,
 //! `undo.rs` the linked chain's undo log and rollback, `query.rs` lookups and queries,
-//! `links.rs` per-account transfer lists, `image.rs` snapshot images and restore,
-//! `invariants.rs` the consistency checks.
+//! `links.rs` per-account transfer lists, `secondary.rs` the query indexes, `image.rs`
+//! snapshot images and restore, `invariants.rs` the consistency checks.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -324,6 +324,18 @@ fn account_query_values(account: Option<&AccountRecord>) -> secondary::FieldValu
     })
 }
 
+impl secondary::QueryIndex {
+    /// Indexes the transfers not indexed yet.
+    fn catch_up_transfers(&mut self, transfers: &ChunkedVec<Transfer>) {
+        self.catch_up(transfers.len(), |p| transfer_query_values(transfers.get(p)));
+    }
+
+    /// Indexes the accounts not indexed yet.
+    fn catch_up_accounts(&mut self, accounts: &ChunkedVec<AccountRecord>) {
+        self.catch_up(accounts.len(), |p| account_query_values(accounts.get(p)));
+    }
+}
+
 /// The most events (accounts or transfers, 128 bytes each) that `log_bytes` of logged
 /// batches can hold.
 fn events_max(log_bytes: u64) -> usize {
@@ -423,12 +435,8 @@ impl LedgerState {
     /// Brings the query indexes up to the stores: after a batch, once its chains are
     /// settled, so that they never need undoing.
     fn index_for_queries(&mut self) {
-        let accounts = &self.accounts;
-        self.account_query
-            .catch_up(accounts.len(), |p| account_query_values(accounts.get(p)));
-        let transfers = &self.transfers;
-        self.transfer_query
-            .catch_up(transfers.len(), |p| transfer_query_values(transfers.get(p)));
+        self.account_query.catch_up_accounts(&self.accounts);
+        self.transfer_query.catch_up_transfers(&self.transfers);
     }
 
     /// Creates a batch of transfers with batch timestamp `timestamp` (the timestamp of the

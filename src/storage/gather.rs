@@ -61,8 +61,6 @@ pub struct GatherStats {
     pub groups: u64,
     /// Requests executed (in those groups).
     pub requests: u64,
-    /// Groups whose leader waited for more requests until the deadline.
-    pub deadline_closes: u64,
 }
 
 /// What a caller's slot holds.
@@ -116,7 +114,6 @@ pub struct Gatherer<Q, A> {
     options: GatherOptions,
     groups: AtomicU64,
     requests: AtomicU64,
-    deadline_closes: AtomicU64,
 }
 
 impl<Q, A> std::fmt::Debug for Gatherer<Q, A> {
@@ -213,7 +210,6 @@ impl<Q, A> Gatherer<Q, A> {
             options,
             groups: AtomicU64::new(0),
             requests: AtomicU64::new(0),
-            deadline_closes: AtomicU64::new(0),
         }
     }
 
@@ -222,7 +218,6 @@ impl<Q, A> Gatherer<Q, A> {
         GatherStats {
             groups: self.groups.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
-            deadline_closes: self.deadline_closes.load(Ordering::Relaxed),
         }
     }
 
@@ -334,14 +329,7 @@ impl<Q, A> Gatherer<Q, A> {
             .wait_max
             .min(Duration::from_nanos(state.execute_ns / 2));
         let deadline = Instant::now() + wait;
-        while !full(state) {
-            if self.arrived.wait_until(state, deadline).timed_out() {
-                if !full(state) {
-                    self.deadline_closes.fetch_add(1, Ordering::Relaxed);
-                }
-                return;
-            }
-        }
+        while !full(state) && !self.arrived.wait_until(state, deadline).timed_out() {}
     }
 
     fn note_group(&self, count: usize, elapsed: Duration) {

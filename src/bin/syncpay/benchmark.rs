@@ -400,6 +400,16 @@ struct Client {
 }
 
 impl Client {
+    /// Client `index` of a run seeded with `seed`.
+    fn new(index: u64, seed: u64) -> Self {
+        Client {
+            index,
+            rng: SplitMix64::new(seed ^ index.wrapping_mul(0x9E37_79B9)),
+            next_id: 0,
+            pending: Vec::new(),
+        }
+    }
+
     fn batch(
         &mut self,
         size: usize,
@@ -486,12 +496,7 @@ fn run_load(ledger: &Arc<Ledger>, config: &BenchmarkConfig) -> Result<LoadResult
             let created = Arc::clone(&created);
             let bar = bar.clone();
             let (size, two_phase) = (config.transfer_batch_size, config.two_phase_percent);
-            let mut client = Client {
-                index,
-                rng: SplitMix64::new(config.seed ^ index.wrapping_mul(0x9E37_79B9)),
-                next_id: 0,
-                pending: Vec::new(),
-            };
+            let mut client = Client::new(index, config.seed);
             std::thread::spawn(move || -> Result<Vec<(Duration, Duration)>> {
                 let mut latencies = Vec::new();
                 let mut remaining = share;
@@ -553,12 +558,7 @@ fn run_single_stage(path: &Path, config: &BenchmarkConfig, clients: usize) -> Re
         .map(|index| {
             let (ledger, chooser) = (Arc::clone(&ledger), Arc::clone(&chooser));
             let (stop, barrier) = (Arc::clone(&stop), Arc::clone(&barrier));
-            let mut client = Client {
-                index,
-                rng: SplitMix64::new(config.seed ^ index.wrapping_mul(0x9E37_79B9)),
-                next_id: 0,
-                pending: Vec::new(),
-            };
+            let mut client = Client::new(index, config.seed);
             std::thread::spawn(move || -> Result<(u64, Vec<Duration>)> {
                 let mut latencies = Vec::new();
                 let mut created = 0;

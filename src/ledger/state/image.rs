@@ -633,13 +633,9 @@ fn build_indexes(
 ) -> Result<(IdIndex<u32>, QueryIndex, QueryIndex), u128> {
     let transfer_index = build_transfer_index(&image.transfers, spare_transfers)?;
     let mut transfer_query = QueryIndex::default();
-    transfer_query.catch_up(image.transfers.len(), |p| {
-        super::transfer_query_values(image.transfers.get(p))
-    });
+    transfer_query.catch_up_transfers(&image.transfers);
     let mut account_query = QueryIndex::default();
-    account_query.catch_up(image.accounts.len(), |p| {
-        super::account_query_values(image.accounts.get(p))
-    });
+    account_query.catch_up_accounts(&image.accounts);
     Ok((transfer_index, transfer_query, account_query))
 }
 
