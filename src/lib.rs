@@ -53,6 +53,14 @@ pub mod storage;
 #[cfg(not(feature = "internals"))]
 mod storage;
 
+#[cfg(all(feature = "replication", feature = "internals"))]
+pub mod raft;
+// The replicated ledger's public handle comes with the node; until then the
+// adapter is reachable through `internals` only.
+#[cfg(all(feature = "replication", not(feature = "internals")))]
+#[allow(dead_code, unused_imports)]
+mod raft;
+
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;

@@ -443,6 +443,68 @@ impl SnapshotDir {
         Ok(header.payload_len)
     }
 
+    /// Installs a whole snapshot file received from elsewhere (header and
+    /// payload, as [`write`](Self::write) makes them) as the snapshot
+    /// covering `lsn`: copied from `source` to a temporary file, synced,
+    /// verified, and only then renamed into place, so a torn or damaged
+    /// transfer never replaces anything. Returns the verified snapshot.
+    pub fn install_copy(
+        &self,
+        lsn: Lsn,
+        source: &mut dyn std::io::Read,
+    ) -> Result<Snapshot, SnapshotError> {
+        let temp = self.dir.join(format!("{}.tmp", snapshot_file_name(lsn)));
+        if self.io.exists(&temp).map_err(io_error("stat", &temp))? {
+            self.io
+                .remove_file(&temp)
+                .map_err(io_error("remove", &temp))?;
+        }
+        let file = self
+            .io
+            .open(&temp, OpenMode::CreateNew)
+            .map_err(io_error("create", &temp))?;
+        let mut buffer = vec![0u8; WRITE_BUFFER_BYTES];
+        let mut offset = 0u64;
+        let mut synced = 0u64;
+        loop {
+            let read = match source.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_error("read", &temp)(e)),
+            };
+            file.write_all_at(&buffer[..read], offset)
+                .map_err(io_error("write", &temp))?;
+            offset += read as u64;
+            if offset - synced >= SYNC_INTERVAL_BYTES {
+                file.sync_data().map_err(io_error("sync_data", &temp))?;
+                synced = offset;
+            }
+        }
+        file.sync_data().map_err(io_error("sync_data", &temp))?;
+        let map = file.map().map_err(io_error("map", &temp))?;
+        let verified = match decode(&map) {
+            Ok((header, _)) if header.lsn == lsn => Ok(()),
+            Ok((header, _)) => Err(SnapshotCorruptReason::Lsn {
+                expected: lsn,
+                found: header.lsn,
+            }),
+            Err(reason) => Err(reason),
+        };
+        drop(map);
+        drop(file);
+        if let Err(reason) = verified {
+            let _ = self.io.remove_file(&temp);
+            return Err(SnapshotError::Corrupt { path: temp, reason });
+        }
+        let path = self.path(lsn);
+        self.io
+            .rename(&temp, &path)
+            .map_err(io_error("rename", &temp))?;
+        self.sync_dir()?;
+        self.load(lsn)
+    }
+
     /// Maps and verifies the snapshot covering `lsn`.
     pub fn load(&self, lsn: Lsn) -> Result<Snapshot, SnapshotError> {
         let path = self.path(lsn);
