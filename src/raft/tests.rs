@@ -278,6 +278,120 @@ mod cluster {
             node.shutdown().await;
         }
     }
+
+    // Goal: a node whose disk was wiped rejoins by snapshot install, when
+    // the leader's log no longer holds what it needs. Method: write, build
+    // snapshots and purge the log on every node, wipe a follower's
+    // directory, restart it, and compare state hashes once it caught up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wiped_node_rejoins_by_snapshot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let network = LocalNetwork::seeded(8);
+        let mut nodes = BTreeMap::new();
+        for id in 1..=3 {
+            nodes.insert(id, start(&network, id, dir.path()).await);
+        }
+        let members: BTreeMap<NodeId, openraft::BasicNode> = (1..=3)
+            .map(|id| (id, openraft::BasicNode::new(format!("local-{id}"))))
+            .collect();
+        nodes[&1]
+            .raft()
+            .initialize(members)
+            .await
+            .expect("initializes");
+        let first = leader(&nodes).await;
+        let accounts = [1u128, 2].map(|id| Account {
+            id,
+            ledger: 1,
+            code: 1,
+            ..Account::default()
+        });
+        let leader_node = &nodes[&first];
+        leader_node
+            .submit(ClientRequest {
+                session: None,
+                batch: LedgerBatch::CreateAccounts(accounts.to_vec()),
+            })
+            .await
+            .expect("accounts");
+        for round in 0..20u128 {
+            let batch = (0..50).map(|i| transfer(1000 + round * 50 + i)).collect();
+            leader_node
+                .submit(ClientRequest {
+                    session: session(u64::try_from(round).expect("small") + 1),
+                    batch: LedgerBatch::CreateTransfers(batch),
+                })
+                .await
+                .expect("transfers");
+        }
+        let applied = leader_node.state_hash().0.expect("applied");
+        for node in nodes.values() {
+            node.raft()
+                .wait(Some(WAIT))
+                .applied_index_at_least(Some(applied), "applied")
+                .await
+                .expect("applied");
+            node.raft().trigger().snapshot().await.expect("snapshot");
+            node.raft()
+                .wait(Some(WAIT))
+                .metrics(
+                    |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                    "snapshot built",
+                )
+                .await
+                .expect("snapshot built");
+            node.raft()
+                .trigger()
+                .purge_log(applied)
+                .await
+                .expect("purge");
+            node.raft()
+                .wait(Some(WAIT))
+                .metrics(
+                    |m| m.purged.is_some_and(|p| p.index >= applied),
+                    "log purged",
+                )
+                .await
+                .expect("log purged");
+        }
+        // Wipe a follower and bring it back empty.
+        let victim = (1..=3).find(|id| *id != first).expect("a follower");
+        nodes.remove(&victim).expect("victim").shutdown().await;
+        network.detach(victim);
+        std::fs::remove_dir_all(dir.path().join(format!("node-{victim}"))).expect("wipe");
+        nodes.insert(victim, start(&network, victim, dir.path()).await);
+        nodes[&victim]
+            .raft()
+            .wait(Some(WAIT))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                "snapshot installed",
+            )
+            .await
+            .expect("snapshot installed");
+        let target = nodes[&first].state_hash();
+        nodes[&victim]
+            .raft()
+            .wait(Some(WAIT))
+            .applied_index_at_least(target.0, "caught up")
+            .await
+            .expect("caught up");
+        assert_eq!(
+            nodes[&victim].state_hash(),
+            target,
+            "same state after install"
+        );
+        assert_eq!(
+            nodes[&victim].session_count(),
+            1,
+            "sessions came with the snapshot"
+        );
+        let stale = nodes[&victim].lookup_accounts_stale(&[1]);
+        assert_eq!(stale[0].debits_posted, 20 * 50 * 10);
+        for node in nodes.values() {
+            node.shutdown().await;
+        }
+    }
 }
 
 mod power_loss {

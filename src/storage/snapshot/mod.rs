@@ -448,6 +448,8 @@ impl SnapshotDir {
     /// covering `lsn`: copied from `source` to a temporary file, synced,
     /// verified, and only then renamed into place, so a torn or damaged
     /// transfer never replaces anything. Returns the verified snapshot.
+    /// (The replicated mode's snapshot install.)
+    #[cfg(feature = "replication")]
     pub fn install_copy(
         &self,
         lsn: Lsn,
