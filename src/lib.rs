@@ -55,11 +55,47 @@ mod storage;
 
 #[cfg(all(feature = "replication", feature = "internals"))]
 pub mod raft;
-// The replicated ledger's public handle comes with the node; until then the
-// adapter is reachable through `internals` only.
 #[cfg(all(feature = "replication", not(feature = "internals")))]
-#[allow(dead_code, unused_imports)]
+#[allow(dead_code, unused_imports)] // Parts only tests and `internals` use.
 mod raft;
+
+#[cfg(feature = "replication")]
+pub mod replication {
+    //! The Raft-replicated ledger (feature `replication`): a [`Node`] serves
+    //! one replica over TCP; a [`ReplicatedClient`] finds the leader and
+    //! retries through failover with its session, so each write applies
+    //! exactly once.
+    //!
+    //! ```
+    //! # #[tokio::main(flavor = "current_thread")]
+    //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    //! use std::collections::BTreeMap;
+    //! use syncpay::replication::{Node, NodeOptions, ReplicatedClient};
+    //! use syncpay::{Account, CreateAccountStatus};
+    //!
+    //! let dir = tempfile::tempdir()?;
+    //! let node = Node::start(1, dir.path(), "127.0.0.1:0", &NodeOptions::default()).await?;
+    //! let addr = node.addr().to_string();
+    //! node.initialize(BTreeMap::from([(1, addr.clone())])).await?;
+    //!
+    //! let mut client = ReplicatedClient::new([addr]);
+    //! let results = client
+    //!     .create_accounts(&[Account { id: 1, ledger: 1, code: 1, ..Account::default() }])
+    //!     .await?;
+    //! assert_eq!(results[0].status, CreateAccountStatus::Created);
+    //! assert_eq!(client.lookup_accounts(&[1]).await?.len(), 1);
+    //! node.shutdown().await;
+    //! # Ok(())
+    //! # }
+    //! ```
+
+    pub use crate::raft::client::{ClientError, ClientOptions, ReplicatedClient, WriteReply};
+    pub use crate::raft::tcp::{TcpNode as Node, TransportError};
+    pub use crate::raft::{
+        NodeId, NodeOptions, NodeStatus, PeerStatus, ReadConsistency, ReadReply, ReadRequest,
+        StartError, WriteError,
+    };
+}
 
 #[cfg(feature = "testing")]
 #[doc(hidden)]

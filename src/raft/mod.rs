@@ -15,12 +15,15 @@
 //! commitment are openraft's; this module stores and applies what openraft
 //! hands it, and proves it durable.
 
+pub mod client;
 pub mod command;
+pub mod health;
 pub mod local;
 pub mod log_storage;
 pub mod node;
 mod sessions;
 pub mod state_machine;
+pub mod tcp;
 mod wire;
 
 #[cfg(test)]
@@ -30,7 +33,10 @@ pub use command::{
     ClientRequest, RaftCommand, RaftReply, RequestReply, SessionError, SessionRequest,
 };
 pub use log_storage::{RaftLogError, RaftLogStore};
-pub use node::{RaftNode, StartError, WriteError, default_config};
+pub use node::{
+    NodeOptions, NodeStatus, PeerStatus, RaftNode, ReadConsistency, ReadReply, ReadRequest,
+    StartError, WriteError, default_config,
+};
 pub use state_machine::LedgerStateMachine;
 
 /// A node's id in the cluster.

@@ -15,18 +15,23 @@
 //! reply, in order; a retry of a request the sessions already answered
 //! gets the original reply (`duplicate`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::command::{ClientRequest, RaftCommand, RequestReply};
+use super::health::{Monitored, PeerHealth};
 use super::log_storage::{RaftLogError, RaftLogStore};
 use super::state_machine::LedgerStateMachine;
 use super::{NodeId, TypeConfig};
-use crate::ledger::BATCH_EVENTS_MAX;
+use crate::ledger::{
+    Account, AccountBalance, AccountFilter, BATCH_EVENTS_MAX, QueryFilter, Transfer,
+};
 use crate::storage::clock::{Clock, SystemClock};
 use crate::storage::snapshot::SnapshotError;
 use crate::storage::wal::WalOptions;
@@ -63,6 +68,69 @@ pub fn default_config() -> Config {
     }
 }
 
+/// How a node runs: Raft's timing and snapshots, and its log's segments.
+///
+/// The defaults: a heartbeat every 100 ms and an election timeout of
+/// 400–800 ms, so a dead leader is replaced in about a second while a
+/// loaded 2-core machine (an apply of a full batch takes milliseconds, an
+/// `fdatasync` up to tens) does not miss four heartbeats in a row and
+/// start needless elections; a snapshot every 4,096 entries (an entry
+/// carries up to a full batch), with 1,024 entries of log kept behind it
+/// for followers that lag a little. Snapshot chunks are 4 MiB with 10 s
+/// each (openraft's 200 ms would restart a large transfer forever on a
+/// busy disk).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeOptions {
+    /// The leader's heartbeat interval.
+    pub heartbeat_interval: std::time::Duration,
+    /// A follower that hears no leader for a random time in this range
+    /// starts an election. Must exceed the heartbeat interval.
+    pub election_timeout: std::ops::Range<std::time::Duration>,
+    /// Entries between snapshots.
+    pub snapshot_every_entries: u64,
+    /// Log entries kept behind a snapshot, for followers that lag a little.
+    pub log_kept_behind_snapshot: u64,
+    /// Size of one log segment file.
+    pub log_segment_size_bytes: u64,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        let config = default_config();
+        NodeOptions {
+            heartbeat_interval: std::time::Duration::from_millis(config.heartbeat_interval),
+            election_timeout: std::time::Duration::from_millis(config.election_timeout_min)
+                ..std::time::Duration::from_millis(config.election_timeout_max),
+            snapshot_every_entries: 4096,
+            log_kept_behind_snapshot: config.max_in_snapshot_log_to_keep,
+            log_segment_size_bytes: WalOptions::default().segment_size_bytes,
+        }
+    }
+}
+
+impl NodeOptions {
+    /// openraft's configuration for these options.
+    pub(crate) fn raft_config(&self) -> Config {
+        Config {
+            heartbeat_interval: self.heartbeat_interval.as_millis() as u64,
+            election_timeout_min: self.election_timeout.start.as_millis() as u64,
+            election_timeout_max: self.election_timeout.end.as_millis() as u64,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every_entries),
+            max_in_snapshot_log_to_keep: self.log_kept_behind_snapshot,
+            ..default_config()
+        }
+    }
+
+    /// The log's options for these options.
+    pub(crate) fn wal_options(&self) -> WalOptions {
+        WalOptions {
+            segment_size_bytes: self.log_segment_size_bytes,
+            ..WalOptions::default()
+        }
+    }
+}
+
 /// An error starting a node.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -76,10 +144,13 @@ pub enum StartError {
     /// openraft refused the configuration or failed to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The listening socket cannot be bound.
+    #[error("listen: {0}")]
+    Listen(#[source] std::io::Error),
 }
 
-/// An error of a write.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// An error of a write, a read or a membership change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum WriteError {
     /// This node is not the leader; write to the leader (if known).
@@ -102,6 +173,106 @@ pub enum WriteError {
     /// been applied: retry it with the same session request.
     #[error("raft: {0}")]
     Raft(String),
+    /// The request is invalid (a membership change naming unknown nodes,
+    /// a cluster initialized twice); retrying it will not help.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// A read of the replicated ledger: the embedded ledger's lookups and
+/// queries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadRequest {
+    /// `lookup_accounts`.
+    LookupAccounts(Vec<u128>),
+    /// `lookup_transfers`.
+    LookupTransfers(Vec<u128>),
+    /// `get_account_transfers`.
+    AccountTransfers(AccountFilter),
+    /// `get_account_balances`.
+    AccountBalances(AccountFilter),
+    /// `query_accounts`.
+    QueryAccounts(QueryFilter),
+    /// `query_transfers`.
+    QueryTransfers(QueryFilter),
+}
+
+/// What a read returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadReply {
+    /// Accounts.
+    Accounts(Vec<Account>),
+    /// Transfers.
+    Transfers(Vec<Transfer>),
+    /// Balance history rows.
+    Balances(Vec<AccountBalance>),
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadConsistency {
+    /// Linearizable: served by the leader after it confirms with a quorum
+    /// that it still leads (openraft's `ensure_linearizable`), so it sees
+    /// every write acknowledged before it started. The default.
+    Linearizable,
+    /// This replica's applied state, without a barrier: any node serves
+    /// it, and it may miss recent writes.
+    Stale,
+}
+
+/// One node's view of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// This node's id.
+    pub id: NodeId,
+    /// Leader, Follower, Candidate, Learner or Shutdown.
+    pub state: String,
+    /// False when Raft stopped on a fatal error (a failed log write, say).
+    pub running: bool,
+    /// The current term.
+    pub term: u64,
+    /// The leader this node knows of.
+    pub leader_id: Option<NodeId>,
+    /// The leader's address.
+    pub leader_addr: Option<String>,
+    /// The last log index.
+    pub last_log_index: Option<u64>,
+    /// The last applied index.
+    pub last_applied_index: Option<u64>,
+    /// The index the newest snapshot covers.
+    pub snapshot_index: Option<u64>,
+    /// The last purged index.
+    pub purged_index: Option<u64>,
+    /// On the leader: milliseconds since a quorum last acknowledged it.
+    pub millis_since_quorum_ack: Option<u64>,
+    /// Every member and learner, with what this node knows of it.
+    pub peers: Vec<PeerStatus>,
+    /// Clients with a session.
+    pub sessions: usize,
+    /// A hash of the applied state (equal on replicas at the same index).
+    pub state_hash: u64,
+}
+
+/// What one node knows of one peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// The peer's id.
+    pub id: NodeId,
+    /// Its address.
+    pub addr: String,
+    /// A voter (false: a learner).
+    pub voter: bool,
+    /// On the leader: the last log index known replicated to the peer.
+    pub matched_index: Option<u64>,
+    /// On the leader: entries the peer is behind the leader's log.
+    pub lag: Option<u64>,
+    /// Milliseconds since an RPC to it last got an answer (this node's
+    /// RPCs only: a follower sends none until it campaigns).
+    pub millis_since_contact: Option<u64>,
+    /// RPCs in a row that got no answer.
+    pub consecutive_failures: u64,
+    /// The last RPC failure, while failing.
+    pub last_error: Option<String>,
 }
 
 struct Pending {
@@ -116,6 +287,7 @@ pub struct RaftNode {
     log: RaftLogStore,
     state_machine: LedgerStateMachine,
     writes: mpsc::Sender<Pending>,
+    health: Arc<PeerHealth>,
 }
 
 impl std::fmt::Debug for RaftNode {
@@ -145,6 +317,8 @@ impl RaftNode {
         );
         let log = RaftLogStore::open(&dir.join("log"), wal)?;
         let state_machine = LedgerStateMachine::open(&dir.join("snapshots"))?;
+        let health = Arc::new(PeerHealth::default());
+        let network = Monitored::new(network, Arc::clone(&health));
         let raft = Raft::new(id, config, network, log.clone(), state_machine.clone())
             .await
             .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -156,6 +330,7 @@ impl RaftNode {
             log,
             state_machine,
             writes,
+            health,
         })
     }
 
@@ -194,25 +369,209 @@ impl RaftNode {
             .unwrap_or_else(|_| Err(WriteError::Raft("the node stopped".to_string())))
     }
 
-    /// Looks accounts up after a linearizable read barrier (leader only).
-    pub async fn lookup_accounts(
+    /// Reads the replicated ledger. A linearizable read on a node that is
+    /// not the leader fails with [`WriteError::NotLeader`].
+    pub async fn read(
         &self,
-        ids: &[u128],
-    ) -> Result<Vec<crate::ledger::Account>, WriteError> {
-        self.raft
-            .ensure_linearizable()
-            .await
-            .map_err(|e| read_error(e, &self.raft))?;
-        Ok(self
-            .state_machine
-            .read(|s| s.machine.state.lookup_accounts(ids)))
+        request: &ReadRequest,
+        consistency: ReadConsistency,
+    ) -> Result<ReadReply, WriteError> {
+        let ids = match request {
+            ReadRequest::LookupAccounts(ids) | ReadRequest::LookupTransfers(ids) => ids.len(),
+            _ => 0,
+        };
+        if ids > BATCH_EVENTS_MAX {
+            return Err(WriteError::TooManyEvents {
+                count: ids,
+                max: BATCH_EVENTS_MAX,
+            });
+        }
+        if consistency == ReadConsistency::Linearizable {
+            self.raft.ensure_linearizable().await.map_err(read_error)?;
+        }
+        Ok(self.state_machine.read(|s| {
+            let state = &s.machine.state;
+            match request {
+                ReadRequest::LookupAccounts(ids) => ReadReply::Accounts(state.lookup_accounts(ids)),
+                ReadRequest::LookupTransfers(ids) => {
+                    ReadReply::Transfers(state.lookup_transfers(ids))
+                }
+                ReadRequest::AccountTransfers(filter) => {
+                    ReadReply::Transfers(state.get_account_transfers(filter))
+                }
+                ReadRequest::AccountBalances(filter) => {
+                    ReadReply::Balances(state.get_account_balances(filter))
+                }
+                ReadRequest::QueryAccounts(filter) => {
+                    ReadReply::Accounts(state.query_accounts(filter))
+                }
+                ReadRequest::QueryTransfers(filter) => {
+                    ReadReply::Transfers(state.query_transfers(filter))
+                }
+            }
+        }))
+    }
+
+    /// Looks accounts up after a linearizable read barrier (leader only).
+    pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, WriteError> {
+        match self
+            .read(
+                &ReadRequest::LookupAccounts(ids.to_vec()),
+                ReadConsistency::Linearizable,
+            )
+            .await?
+        {
+            ReadReply::Accounts(accounts) => Ok(accounts),
+            _ => Err(WriteError::Raft(
+                "a lookup returned no accounts".to_string(),
+            )),
+        }
     }
 
     /// Looks accounts up in this replica's applied state, without a read
     /// barrier: possibly stale, served by any node.
-    pub fn lookup_accounts_stale(&self, ids: &[u128]) -> Vec<crate::ledger::Account> {
+    pub fn lookup_accounts_stale(&self, ids: &[u128]) -> Vec<Account> {
         self.state_machine
             .read(|s| s.machine.state.lookup_accounts(ids))
+    }
+
+    /// Makes this node the first member of a new cluster of `members` (id
+    /// and address of each, this node among them). Run once, on one node,
+    /// when every member's log is empty.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, String>) -> Result<(), WriteError> {
+        let members: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                Err(WriteError::Invalid(e.to_string()))
+            }
+            Err(RaftError::APIError(InitializeError::NotInMembers(e))) => {
+                Err(WriteError::Invalid(e.to_string()))
+            }
+            Err(RaftError::Fatal(e)) => Err(WriteError::Raft(e.to_string())),
+        }
+    }
+
+    /// Adds `id` at `addr` as a learner (leader only) and waits until it
+    /// has caught up with the log (by log or by snapshot).
+    pub async fn add_learner(&self, id: NodeId, addr: String) -> Result<(), WriteError> {
+        self.raft
+            .add_learner(id, BasicNode { addr }, true)
+            .await
+            .map(|_| ())
+            .map_err(write_error)
+    }
+
+    /// Makes `voters` the voting members (leader only): promotes learners
+    /// among them and demotes to learner every voter not among them. Use
+    /// [`remove_nodes`](Self::remove_nodes) to drop nodes entirely.
+    pub async fn change_membership(&self, voters: BTreeSet<NodeId>) -> Result<(), WriteError> {
+        self.raft
+            .change_membership(voters, true)
+            .await
+            .map(|_| ())
+            .map_err(write_error)
+    }
+
+    /// Removes `nodes` from the cluster, voters and learners alike (leader
+    /// only): voters among them are removed from the voters and the nodes
+    /// (a joint change), then learners among them from the nodes.
+    pub async fn remove_nodes(&self, nodes: BTreeSet<NodeId>) -> Result<(), WriteError> {
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let voters: BTreeSet<NodeId> = membership.membership().voter_ids().collect();
+        if voters.iter().all(|id| nodes.contains(id)) {
+            return Err(WriteError::Invalid(
+                "removing every voter would leave no cluster".to_string(),
+            ));
+        }
+        let removed_voters: BTreeSet<NodeId> = nodes.intersection(&voters).copied().collect();
+        if !removed_voters.is_empty() {
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(removed_voters), false)
+                .await
+                .map_err(write_error)?;
+        }
+        let membership = self.raft.metrics().borrow().membership_config.clone();
+        let learners: BTreeSet<NodeId> = membership
+            .membership()
+            .learner_ids()
+            .filter(|id| nodes.contains(id))
+            .collect();
+        if !learners.is_empty() {
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(learners), false)
+                .await
+                .map_err(write_error)?;
+        }
+        Ok(())
+    }
+
+    /// This node's view of itself and its peers.
+    pub fn status(&self) -> NodeStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let contacts = self.health.snapshot();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let leader_addr = metrics
+            .current_leader
+            .and_then(|leader| membership.get_node(&leader).map(|n| n.addr.clone()));
+        let last_log = metrics.last_log_index;
+        let peers = membership
+            .nodes()
+            .map(|(&id, node)| {
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id))
+                    .map(|m| m.map(|l| l.index));
+                let contact = contacts.get(&id);
+                PeerStatus {
+                    id,
+                    addr: node.addr.clone(),
+                    voter: voters.contains(&id),
+                    matched_index: matched.flatten(),
+                    lag: matched.map(|m| {
+                        last_log
+                            .unwrap_or(0)
+                            .saturating_sub(m.map_or(0, |index| index))
+                    }),
+                    millis_since_contact: contact
+                        .and_then(|c| c.since_contact())
+                        .map(|d| d.as_millis() as u64),
+                    consecutive_failures: contact.map_or(0, |c| c.consecutive_failures),
+                    last_error: contact.and_then(|c| c.last_error.clone()),
+                }
+            })
+            .collect();
+        let (sessions, state_hash) = self
+            .state_machine
+            .read(|s| (s.sessions.len(), s.state_hash()));
+        NodeStatus {
+            id: self.id,
+            state: match metrics.state {
+                ServerState::Leader => "Leader",
+                ServerState::Follower => "Follower",
+                ServerState::Candidate => "Candidate",
+                ServerState::Learner => "Learner",
+                ServerState::Shutdown => "Shutdown",
+            }
+            .to_string(),
+            running: metrics.running_state.is_ok(),
+            term: metrics.current_term,
+            leader_id: metrics.current_leader,
+            leader_addr,
+            last_log_index: last_log,
+            last_applied_index: metrics.last_applied.map(|l| l.index),
+            snapshot_index: metrics.snapshot.map(|l| l.index),
+            purged_index: metrics.purged.map(|l| l.index),
+            millis_since_quorum_ack: metrics.millis_since_quorum_ack,
+            peers,
+            sessions,
+            state_hash,
+        }
     }
 
     /// Clients with a session in the replicated state.
@@ -234,16 +593,15 @@ impl RaftNode {
     }
 }
 
-fn read_error<E: std::fmt::Display>(
-    error: RaftError<NodeId, E>,
-    raft: &Raft<TypeConfig>,
-) -> WriteError {
-    let _ = raft;
+fn read_error(error: RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>) -> WriteError {
     match error {
-        RaftError::APIError(e) => {
-            // `CheckIsLeaderError::ForwardToLeader` is the common case.
-            WriteError::Raft(e.to_string())
+        RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
+            WriteError::NotLeader {
+                leader_id: forward.leader_id,
+                leader_addr: forward.leader_node.map(|n| n.addr),
+            }
         }
+        RaftError::APIError(e) => WriteError::Raft(e.to_string()),
         RaftError::Fatal(e) => WriteError::Raft(e.to_string()),
     }
 }
@@ -254,7 +612,9 @@ fn write_error(error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) ->
             leader_id: forward.leader_id,
             leader_addr: forward.leader_node.map(|n| n.addr),
         },
-        RaftError::APIError(e) => WriteError::Raft(e.to_string()),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            WriteError::Invalid(e.to_string())
+        }
         RaftError::Fatal(e) => WriteError::Raft(e.to_string()),
     }
 }
@@ -297,11 +657,22 @@ async fn write_path(
             let result = raft.client_write(RaftCommand { now_ns, requests }).await;
             drop(permit);
             match result {
-                Ok(response) => {
-                    let answers = response.data.replies;
-                    assert_eq!(answers.len(), replies.len(), "one reply per request");
-                    for (reply, answer) in replies.into_iter().zip(answers) {
+                Ok(response) if response.data.replies.len() == replies.len() => {
+                    for (reply, answer) in replies.into_iter().zip(response.data.replies) {
                         let _ = reply.send(Ok(answer));
+                    }
+                }
+                Ok(response) => {
+                    // The state machine answers every request of an entry;
+                    // a mismatch is a defect, reported, never a panic.
+                    let error = WriteError::Raft(format!(
+                        "{} replies to an entry of {} requests",
+                        response.data.replies.len(),
+                        replies.len()
+                    ));
+                    tracing::error!(%error, "raft reply");
+                    for reply in replies {
+                        let _ = reply.send(Err(error.clone()));
                     }
                 }
                 Err(error) => {

@@ -541,3 +541,179 @@ mod power_loss {
         }
     }
 }
+
+mod tcp_cluster {
+    //! Three nodes over TCP on 127.0.0.1 in one process, driven by the
+    //! client library: initialize, writes with sessions, reads, the
+    //! leader's shutdown under a client that must fail over by itself,
+    //! membership changes, and a bad frame that must not hurt the node.
+
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::super::client::{ClientOptions, ReplicatedClient};
+    use super::super::tcp::TcpNode;
+    use super::super::*;
+    use crate::ledger::{Account, CreateAccountStatus, CreateTransferStatus, Transfer};
+
+    async fn start(id: NodeId, dir: &std::path::Path, listen: &str) -> TcpNode {
+        TcpNode::start(
+            id,
+            &dir.join(format!("node-{id}")),
+            listen,
+            &NodeOptions::default(),
+        )
+        .await
+        .expect("node starts")
+    }
+
+    fn transfer(id: u128) -> Transfer {
+        Transfer {
+            id,
+            debit_account_id: 1,
+            credit_account_id: 2,
+            amount: 3,
+            ledger: 1,
+            code: 1,
+            ..Transfer::default()
+        }
+    }
+
+    // Goal: the client library alone carries a caller through a leader's
+    // death, exactly once, and membership changes work over TCP.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn client_fails_over_and_membership_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut nodes = BTreeMap::new();
+        for id in 1..=3 {
+            nodes.insert(id, start(id, dir.path(), "127.0.0.1:0").await);
+        }
+        let addrs: BTreeMap<NodeId, String> = nodes
+            .iter()
+            .map(|(&id, node)| (id, node.addr().to_string()))
+            .collect();
+        let options = ClientOptions {
+            retry_for: Duration::from_secs(20),
+            ..ClientOptions::default()
+        };
+        let mut client = ReplicatedClient::with_options(addrs.values().cloned(), options);
+        client
+            .initialize(&addrs[&1], addrs.clone())
+            .await
+            .expect("initializes");
+
+        let accounts = [1u128, 2].map(|id| Account {
+            id,
+            ledger: 1,
+            code: 1,
+            ..Account::default()
+        });
+        let results = client.create_accounts(&accounts).await.expect("accounts");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.status == CreateAccountStatus::Created)
+        );
+        for id in 0..20 {
+            let results = client
+                .create_transfers(&[transfer(100 + id)])
+                .await
+                .expect("transfer");
+            assert_eq!(results[0].status, CreateTransferStatus::Created);
+        }
+
+        // The leader's view of its peers: both followers replicated.
+        let leader_addr = client.leader().expect("a leader").to_string();
+        let status = client.status_of(&leader_addr).await.expect("status");
+        assert_eq!(status.state, "Leader");
+        assert_eq!(status.peers.len(), 3);
+        for peer in status.peers.iter().filter(|p| p.id != status.id) {
+            assert!(peer.matched_index.is_some(), "{peer:?}");
+            assert!(peer.millis_since_contact.is_some(), "{peer:?}");
+        }
+
+        // A bad frame closes its connection; the node keeps serving.
+        let mut raw = tokio::net::TcpStream::connect(&leader_addr)
+            .await
+            .expect("connects");
+        raw.write_all(b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .expect("writes");
+        let mut buf = [0u8; 16];
+        let closed = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "closed: {closed:?}"
+        );
+        assert_eq!(
+            client.lookup_accounts(&[1]).await.expect("read")[0].debits_posted,
+            60
+        );
+
+        // The leader stops; the same client, with no help, writes on.
+        let leader_id = status.id;
+        nodes.remove(&leader_id).expect("leader").shutdown().await;
+        for id in 0..5 {
+            let results = client
+                .create_transfers(&[transfer(200 + id)])
+                .await
+                .expect("after failover");
+            assert_eq!(results[0].status, CreateTransferStatus::Created);
+        }
+        assert_ne!(client.leader(), Some(leader_addr.as_str()));
+        let account = client.lookup_accounts(&[1]).await.expect("read")[0];
+        assert_eq!(account.debits_posted, 25 * 3, "every write applied once");
+
+        // The old leader comes back on its address; then a fourth node
+        // joins as a learner, is promoted, and the old leader is removed.
+        nodes.insert(
+            leader_id,
+            start(leader_id, dir.path(), &addrs[&leader_id]).await,
+        );
+        let fourth = start(4, dir.path(), "127.0.0.1:0").await;
+        client
+            .add_learner(4, fourth.addr().to_string())
+            .await
+            .expect("learner added");
+        let voters: BTreeSet<NodeId> = nodes.keys().copied().chain([4]).collect();
+        client.change_membership(voters).await.expect("promoted");
+        client
+            .remove_nodes(BTreeSet::from([leader_id]))
+            .await
+            .expect("removed");
+        nodes.insert(4, fourth);
+        let results = client
+            .create_transfers(&[transfer(300)])
+            .await
+            .expect("write");
+        assert_eq!(results[0].status, CreateTransferStatus::Created);
+        let leader_addr = client.leader().expect("a leader").to_string();
+        let status = client.status_of(&leader_addr).await.expect("status");
+        let members: BTreeSet<NodeId> = status.peers.iter().map(|p| p.id).collect();
+        let expected: BTreeSet<NodeId> = (1..=4).filter(|&id| id != leader_id).collect();
+        assert_eq!(members, expected);
+        assert!(status.peers.iter().all(|p| p.voter));
+
+        // Every member reaches the same state.
+        let target = status.last_applied_index;
+        for id in &expected {
+            nodes[id]
+                .node()
+                .raft()
+                .wait(Some(Duration::from_secs(20)))
+                .applied_index_at_least(target, "caught up")
+                .await
+                .expect("catches up");
+        }
+        let hashes: BTreeSet<u64> = expected
+            .iter()
+            .map(|id| nodes[id].node().state_hash().1)
+            .collect();
+        assert_eq!(hashes.len(), 1, "{hashes:?}");
+        for (_, node) in nodes {
+            node.shutdown().await;
+        }
+    }
+}

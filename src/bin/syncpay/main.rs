@@ -3,13 +3,16 @@
 //!
 //! `syncpay benchmark` runs a self-contained load on a temporary directory;
 //! `format`, `inspect`, `verify`, `repair` and `dump` operate on a ledger
-//! directory (all but `format` and `repair` write nothing to it).
+//! directory (all but `format` and `repair` write nothing to it); `node`,
+//! `cluster`, `status`, `members` and `client` run and use the replicated
+//! mode.
 //!
 //! Exit codes: 0 success; 1 the command ran and found problems (`verify`
 //! with warnings, a benchmark whose invariants failed); 2 it failed (bad
 //! arguments, a ledger that does not open, an I/O error).
 
 mod benchmark;
+mod cluster;
 mod ops;
 #[allow(dead_code)] // The library's generator; the benchmark uses part of it.
 #[path = "../../rng.rs"]
@@ -63,7 +66,130 @@ enum InspectWhat {
 }
 
 #[derive(Subcommand)]
+enum MembersChange {
+    /// Add a node as a learner; returns once it has caught up.
+    AddLearner {
+        /// Its id.
+        id: u64,
+        /// Its address.
+        addr: String,
+    },
+    /// Make exactly these nodes the voters (promoting learners, demoting
+    /// voters not named), comma-separated ids.
+    SetVoters {
+        /// The voters.
+        ids: String,
+    },
+    /// Remove nodes from the cluster, comma-separated ids.
+    Remove {
+        /// The nodes.
+        ids: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCall {
+    /// Create accounts with these ids (comma-separated).
+    CreateAccounts {
+        /// The ids.
+        ids: String,
+        /// Their ledger.
+        #[arg(long, default_value_t = 1)]
+        ledger: u32,
+        /// Their code.
+        #[arg(long, default_value_t = 1)]
+        code: u16,
+    },
+    /// Create one transfer.
+    Transfer {
+        /// Its id (the idempotency key).
+        #[arg(long)]
+        id: u128,
+        /// The debited account.
+        #[arg(long)]
+        debit: u128,
+        /// The credited account.
+        #[arg(long)]
+        credit: u128,
+        /// The amount.
+        #[arg(long)]
+        amount: u128,
+        /// The ledger.
+        #[arg(long, default_value_t = 1)]
+        ledger: u32,
+        /// The code.
+        #[arg(long, default_value_t = 1)]
+        code: u16,
+    },
+    /// Look accounts up (comma-separated ids), linearizably.
+    LookupAccounts {
+        /// The ids.
+        ids: String,
+    },
+    /// Look transfers up (comma-separated ids), linearizably.
+    LookupTransfers {
+        /// The ids.
+        ids: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
+    /// Run one replica of a replicated ledger, serving Raft and clients
+    /// over TCP, until Ctrl-C or SIGTERM.
+    Node {
+        /// The node's id (a positive integer, unique in the cluster).
+        #[arg(long)]
+        id: u64,
+        /// The address to listen on.
+        #[arg(long)]
+        listen: String,
+        /// The node's data directory (created if missing).
+        #[arg(long)]
+        data: PathBuf,
+        /// Initialize a new cluster of these members (`1=ADDR,2=ADDR,...`,
+        /// this node among them) if this node's log is empty. Give it to
+        /// one node only.
+        #[arg(long)]
+        init: Option<String>,
+    },
+    /// Start a local cluster of `node` processes on 127.0.0.1, print where
+    /// each listens, and stop them all on Ctrl-C.
+    Cluster {
+        /// Nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// The first node's port; the others follow.
+        #[arg(long, default_value_t = 7101)]
+        base_port: u16,
+        /// Keep the nodes' data here (default: a temporary directory).
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// One node's view of the cluster (role, term, log, peers' health and
+    /// replication lag), as JSON.
+    Status {
+        /// The node's address.
+        #[arg(long)]
+        addr: String,
+    },
+    /// Change a cluster's membership (through its leader).
+    Members {
+        /// Addresses of the cluster's nodes, comma-separated.
+        #[arg(long)]
+        cluster: String,
+        #[command(subcommand)]
+        change: MembersChange,
+    },
+    /// Call a replicated ledger through the client library (leader found,
+    /// failover retried with the session).
+    Client {
+        /// Addresses of the cluster's nodes, comma-separated.
+        #[arg(long)]
+        cluster: String,
+        #[command(subcommand)]
+        call: ClientCall,
+    },
     /// Create a new, empty ledger in DIR (which must be missing or empty).
     Format {
         /// The ledger directory.
@@ -204,10 +330,96 @@ fn parse_client_counts(text: &str) -> Result<ClientCounts, String> {
         .map(ClientCounts)
 }
 
+/// Logs go to stderr at the level `SYNCPAY_LOG` names (error, warn, info,
+/// debug, trace; default warn).
+fn init_logging() {
+    let level = std::env::var("SYNCPAY_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn ids<T: std::str::FromStr>(text: &str) -> Result<Vec<T>, ExitCode> {
+    cluster::parse_ids(text).map_err(|message| {
+        eprintln!("syncpay: {message}");
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let options = LedgerOptions::default();
     match cli.command {
+        Command::Node {
+            id,
+            listen,
+            data,
+            init,
+        } => cluster::node(id, &listen, &data, init.as_deref()),
+        Command::Cluster {
+            nodes,
+            base_port,
+            data,
+        } => cluster::cluster(nodes, base_port, data),
+        Command::Status { addr } => cluster::status(&addr),
+        Command::Members { cluster, change } => {
+            let change = match change {
+                MembersChange::AddLearner { id, addr } => {
+                    cluster::MemberChange::AddLearner { id, addr }
+                }
+                MembersChange::SetVoters { ids: list } => match ids(&list) {
+                    Ok(list) => cluster::MemberChange::SetVoters(list.into_iter().collect()),
+                    Err(code) => return code,
+                },
+                MembersChange::Remove { ids: list } => match ids(&list) {
+                    Ok(list) => cluster::MemberChange::Remove(list.into_iter().collect()),
+                    Err(code) => return code,
+                },
+            };
+            cluster::members(&cluster, change)
+        }
+        Command::Client { cluster, call } => {
+            let command = match call {
+                ClientCall::CreateAccounts {
+                    ids: list,
+                    ledger,
+                    code,
+                } => match ids(&list) {
+                    Ok(ids) => cluster::ClientCommand::CreateAccounts { ids, ledger, code },
+                    Err(code) => return code,
+                },
+                ClientCall::Transfer {
+                    id,
+                    debit,
+                    credit,
+                    amount,
+                    ledger,
+                    code,
+                } => cluster::ClientCommand::Transfer(syncpay::Transfer {
+                    id,
+                    debit_account_id: debit,
+                    credit_account_id: credit,
+                    amount,
+                    ledger,
+                    code,
+                    ..syncpay::Transfer::default()
+                }),
+                ClientCall::LookupAccounts { ids: list } => match ids(&list) {
+                    Ok(ids) => cluster::ClientCommand::LookupAccounts(ids),
+                    Err(code) => return code,
+                },
+                ClientCall::LookupTransfers { ids: list } => match ids(&list) {
+                    Ok(ids) => cluster::ClientCommand::LookupTransfers(ids),
+                    Err(code) => return code,
+                },
+            };
+            cluster::client(&cluster, command)
+        }
         Command::Format {
             dir,
             segment_size_mib,
