@@ -51,6 +51,11 @@ pub const WRITE_QUEUE_MAX: usize = 65_536;
 ///   3 MiB and 200 ms): a chunk written on a busy disk can take longer
 ///   than 200 ms, and a transfer whose chunks time out restarts from the
 ///   beginning forever.
+/// - At most 8 entries per append-entries RPC: openraft 0.9 times an
+///   append-entries RPC out after one heartbeat interval, and an entry
+///   carries up to a full batch (about 1 MiB); 64 of them (0.9's default
+///   is 300) would not reach a follower and be written there in 100 ms
+///   on this machine, and every timeout resends them.
 /// - A snapshot every 4,096 entries (entries carry up to a full batch
 ///   each), keeping 1,024 entries of log behind it for lagging followers.
 pub fn default_config() -> Config {
@@ -61,7 +66,7 @@ pub fn default_config() -> Config {
         election_timeout_max: 800,
         install_snapshot_timeout: 10_000,
         snapshot_max_chunk_size: 4 << 20,
-        max_payload_entries: 64,
+        max_payload_entries: 8,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(4096),
         max_in_snapshot_log_to_keep: 1024,
         ..Config::default()

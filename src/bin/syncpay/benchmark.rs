@@ -332,13 +332,13 @@ fn create_accounts(ledger: &Ledger, config: &BenchmarkConfig) -> Result<()> {
 }
 
 /// Chooses account indexes by a distribution (precomputed CDF for Zipf).
-struct AccountChooser {
+pub struct AccountChooser {
     count: u64,
     cdf: Option<Vec<f64>>,
 }
 
 impl AccountChooser {
-    fn new(count: u64, distribution: AccountDistribution) -> Self {
+    pub fn new(count: u64, distribution: AccountDistribution) -> Self {
         let cdf = match distribution {
             AccountDistribution::Uniform => None,
             AccountDistribution::Zipf { exponent } => {
@@ -392,7 +392,7 @@ const SLOWEST_LISTED: usize = 5;
 
 /// One client's batches: new transfers plus posts and voids of the pending
 /// ones it created in its previous batch.
-struct Client {
+pub struct Client {
     index: u64,
     rng: SplitMix64,
     next_id: u64,
@@ -401,7 +401,7 @@ struct Client {
 
 impl Client {
     /// Client `index` of a run seeded with `seed`.
-    fn new(index: u64, seed: u64) -> Self {
+    pub fn new(index: u64, seed: u64) -> Self {
         Client {
             index,
             rng: SplitMix64::new(seed ^ index.wrapping_mul(0x9E37_79B9)),
@@ -410,7 +410,7 @@ impl Client {
         }
     }
 
-    fn batch(
+    pub fn batch(
         &mut self,
         size: usize,
         chooser: &AccountChooser,

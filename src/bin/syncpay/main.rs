@@ -14,6 +14,7 @@
 mod benchmark;
 mod cluster;
 mod ops;
+mod replicated;
 #[allow(dead_code)] // The library's generator; the benchmark uses part of it.
 #[path = "../../rng.rs"]
 mod rng;
@@ -303,6 +304,19 @@ enum Command {
         /// Do not draw a progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Benchmark the replicated ledger with this many replicas instead
+        /// (next to the embedded ledger in the same run): batches of
+        /// `--transfer-batch-size` from `--clients` clients, then
+        /// `--replica-single-clients` clients of one transfer per call.
+        #[arg(long, default_value_t = 0)]
+        replicas: u64,
+        /// With `--replicas`: run the replicas as `syncpay node` processes
+        /// (default: in this process), over loopback TCP either way.
+        #[arg(long)]
+        processes: bool,
+        /// With `--replicas`: clients of the single-transfer stage.
+        #[arg(long, default_value_t = 64)]
+        replica_single_clients: usize,
     },
 }
 
@@ -463,7 +477,33 @@ fn main() -> ExitCode {
             single_stage_seconds,
             gather_wait_us,
             no_progress,
+            replicas,
+            processes,
+            replica_single_clients,
         } => {
+            if replicas > 0 {
+                let config = replicated::ReplicatedConfig {
+                    replicas,
+                    processes,
+                    account_count,
+                    transfer_count,
+                    batch_size: transfer_batch_size.clamp(1, syncpay::BATCH_EVENTS_MAX),
+                    clients,
+                    single_clients: replica_single_clients,
+                    single_stage: std::time::Duration::from_secs_f64(single_stage_seconds.max(0.0)),
+                    seed,
+                };
+                return match replicated::run(config) {
+                    Ok(report) => {
+                        println!("{report}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => {
+                        eprintln!("syncpay benchmark failed: {error}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
             let mut options = options;
             if let Some(us) = gather_wait_us {
                 options = options.gather_wait_max(std::time::Duration::from_micros(us));
