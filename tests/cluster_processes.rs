@@ -320,7 +320,7 @@ fn sigkill_leader_under_load() {
                 cluster.addrs[&victim]
             );
             cluster.kill(victim);
-            // Longer than the election timeout (400–800 ms) plus the leader
+            // Longer than the election timeout (150–300 ms) plus the leader
             // lease, so that the others elect a new leader before the
             // victim returns (a restarted leader otherwise resumes its
             // term, as openraft 0.9 allows).

@@ -41,14 +41,15 @@ pub struct ClientOptions {
 }
 
 impl Default for ClientOptions {
-    /// 5 s per attempt, 30 s in all (several elections' worth), backoff
-    /// 10–500 ms.
+    /// 5 s per attempt, 30 s in all (many elections' worth), backoff
+    /// 10–200 ms (a failover takes one to two seconds: a longer backoff
+    /// would add most of itself to what the caller waits).
     fn default() -> Self {
         ClientOptions {
             attempt_timeout: Duration::from_secs(5),
             retry_for: Duration::from_secs(30),
             backoff_min: Duration::from_millis(10),
-            backoff_max: Duration::from_millis(500),
+            backoff_max: Duration::from_millis(200),
         }
     }
 }

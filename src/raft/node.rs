@@ -43,10 +43,16 @@ pub const WRITE_QUEUE_MAX: usize = 65_536;
 
 /// openraft's configuration as syncpay sets it.
 ///
-/// - Heartbeat every 100 ms, election timeout 400–800 ms: a dead leader is
-///   replaced in about a second, and a loaded 2-core machine (an apply of
-///   a full batch takes milliseconds, an `fdatasync` up to tens) does not
-///   miss four heartbeats in a row and start needless elections.
+/// - Heartbeat every 50 ms, election timeout 150–300 ms. A follower of
+///   openraft 0.9 campaigns only after the leader lease (the maximum
+///   election timeout) *plus* an election timeout have passed since it
+///   last heard the leader, and one that learns its log is behind a
+///   peer's waits twice the maximum more; so failover takes two to four
+///   times the maximum election timeout. Measured with
+///   `syncpay benchmark --replicas 3 --failovers 20` on this 2-core
+///   machine: 400–800 ms gave a new leader p50 3.2 s, 200–400 ms p50
+///   1.6 s / p99 2.6 s, 150–300 ms p50 1.2 s / p99 1.9 s. Shorter risks
+///   needless elections when a loaded machine misses heartbeats.
 /// - Snapshot chunks of 4 MiB with 10 s per chunk (0.9's defaults are
 ///   3 MiB and 200 ms): a chunk written on a busy disk can take longer
 ///   than 200 ms, and a transfer whose chunks time out restarts from the
@@ -54,16 +60,16 @@ pub const WRITE_QUEUE_MAX: usize = 65_536;
 /// - At most 8 entries per append-entries RPC: openraft 0.9 times an
 ///   append-entries RPC out after one heartbeat interval, and an entry
 ///   carries up to a full batch (about 1 MiB); 64 of them (0.9's default
-///   is 300) would not reach a follower and be written there in 100 ms
-///   on this machine, and every timeout resends them.
+///   is 300) would not reach a follower and be written there within a
+///   heartbeat on this machine, and every timeout resends them.
 /// - A snapshot every 4,096 entries (entries carry up to a full batch
 ///   each), keeping 1,024 entries of log behind it for lagging followers.
 pub fn default_config() -> Config {
     Config {
         cluster_name: "syncpay".to_string(),
-        heartbeat_interval: 100,
-        election_timeout_min: 400,
-        election_timeout_max: 800,
+        heartbeat_interval: 50,
+        election_timeout_min: 150,
+        election_timeout_max: 300,
         install_snapshot_timeout: 10_000,
         snapshot_max_chunk_size: 4 << 20,
         max_payload_entries: 8,
@@ -75,15 +81,13 @@ pub fn default_config() -> Config {
 
 /// How a node runs: Raft's timing and snapshots, and its log's segments.
 ///
-/// The defaults: a heartbeat every 100 ms and an election timeout of
-/// 400–800 ms, so a dead leader is replaced in about a second while a
-/// loaded 2-core machine (an apply of a full batch takes milliseconds, an
-/// `fdatasync` up to tens) does not miss four heartbeats in a row and
-/// start needless elections; a snapshot every 4,096 entries (an entry
-/// carries up to a full batch), with 1,024 entries of log kept behind it
-/// for followers that lag a little. Snapshot chunks are 4 MiB with 10 s
-/// each (openraft's 200 ms would restart a large transfer forever on a
-/// busy disk).
+/// The defaults: a heartbeat every 50 ms and an election timeout of
+/// 150–300 ms, so a dead leader is replaced in one to two seconds (openraft
+/// 0.9 adds a leader lease and, for a follower whose log is behind, a
+/// further wait); a snapshot every 4,096 entries (an entry carries up to a
+/// full batch), with 1,024 entries of log kept behind it for followers that
+/// lag a little. Snapshot chunks are 4 MiB with 10 s each (openraft's
+/// 200 ms would restart a large transfer forever on a busy disk).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NodeOptions {

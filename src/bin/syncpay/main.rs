@@ -317,6 +317,11 @@ enum Command {
         /// With `--replicas`: clients of the single-transfer stage.
         #[arg(long, default_value_t = 64)]
         replica_single_clients: usize,
+        /// With `--replicas`: instead of the load stages, SIGKILL the
+        /// leader of a cluster of node processes this many times under load
+        /// and report the failover times.
+        #[arg(long, default_value_t = 0)]
+        failovers: u32,
     },
 }
 
@@ -480,6 +485,7 @@ fn main() -> ExitCode {
             replicas,
             processes,
             replica_single_clients,
+            failovers,
         } => {
             if replicas > 0 {
                 let config = replicated::ReplicatedConfig {
@@ -493,7 +499,12 @@ fn main() -> ExitCode {
                     single_stage: std::time::Duration::from_secs_f64(single_stage_seconds.max(0.0)),
                     seed,
                 };
-                return match replicated::run(config) {
+                let result = if failovers > 0 {
+                    replicated::failovers(&config, failovers)
+                } else {
+                    replicated::run(config)
+                };
+                return match result {
                     Ok(report) => {
                         println!("{report}");
                         ExitCode::SUCCESS

@@ -369,6 +369,196 @@ async fn replicated_singles(addrs: &[String], config: &ReplicatedConfig) -> Resu
     Ok(stage)
 }
 
+/// `--failovers K`: K SIGKILLs of the leader of a cluster of `syncpay
+/// node` processes under load from `single_clients` clients. For each:
+/// the time from the kill until a surviving node reports itself leader of
+/// a newer term (polled every 10 ms; openraft's new leader commits a blank
+/// entry as it takes over), until the first write after the kill is
+/// acknowledged, and the longest a write in flight over the kill waited.
+pub fn failovers(config: &ReplicatedConfig, rounds: u32) -> Result<String, String> {
+    let temp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let root = temp.path();
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let addrs: BTreeMap<u64, String> = (1..=config.replicas.max(3))
+            .map(|id| {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map(|a| a.port())
+                    .map_err(|e| e.to_string())?;
+                Ok((id, format!("127.0.0.1:{port}")))
+            })
+            .collect::<Result<_, String>>()?;
+        let init: Vec<String> = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect();
+        let spawn = |id: u64, first: bool| {
+            let mut command = std::process::Command::new(&exe);
+            command
+                .args(["node", "--id", &id.to_string(), "--listen", &addrs[&id], "--data"])
+                .arg(root.join(format!("node-{id}")))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            if first {
+                command.arg("--init").arg(init.join(","));
+            }
+            command.spawn().map_err(|e| format!("node {id}: {e}"))
+        };
+        let mut children = BTreeMap::new();
+        for &id in addrs.keys() {
+            children.insert(id, spawn(id, id == 1)?);
+        }
+        let all: Vec<String> = addrs.values().cloned().collect();
+        let mut setup = ReplicatedClient::new(all.clone());
+        for batch in accounts(config) {
+            setup.create_accounts(&batch).await.map_err(|e| e.to_string())?;
+        }
+
+        // The load: single-transfer clients recording (sent, latency).
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let chooser = chooser(config);
+        let tasks: Vec<_> = (0..config.single_clients.max(1) as u64)
+            .map(|index| {
+                let (chooser, stop) = (Arc::clone(&chooser), Arc::clone(&stop));
+                let mut client = BenchmarkClient::new(5000 + index, config.seed);
+                let mut replicated = ReplicatedClient::new(all.clone());
+                tokio::spawn(async move {
+                    let mut calls = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let batch = client.batch(1, &chooser, 0);
+                        let sent = Instant::now();
+                        replicated.create_transfers(&batch).await.map_err(|e| e.to_string())?;
+                        calls.push((sent - started, sent.elapsed()));
+                    }
+                    Ok::<_, String>(calls)
+                })
+            })
+            .collect();
+
+        let status = |addr: String| async move {
+            let client = ReplicatedClient::new([addr.clone()]);
+            tokio::time::timeout(Duration::from_millis(500), client.status_of(&addr))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let mut kills = Vec::new();
+        let mut elections = Vec::new();
+        for _ in 0..rounds {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // The current leader and its term.
+            let (leader, term) = loop {
+                let mut found = None;
+                for addr in addrs.values() {
+                    if let Some(s) = status(addr.clone()).await
+                        && s.state == "Leader"
+                    {
+                        found = Some((s.id, s.term));
+                    }
+                }
+                if let Some(found) = found {
+                    break found;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            let mut child: std::process::Child = children.remove(&leader).ok_or("no such child")?;
+            let killed = Instant::now();
+            let _ = child.kill();
+            let _ = child.wait();
+            kills.push(killed - started);
+            let deadline = killed + Duration::from_secs(30);
+            'elected: loop {
+                for (&id, addr) in &addrs {
+                    if id == leader {
+                        continue;
+                    }
+                    if let Some(s) = status(addr.clone()).await
+                        && s.state == "Leader"
+                        && s.term > term
+                    {
+                        elections.push(killed.elapsed());
+                        break 'elected;
+                    }
+                }
+                if Instant::now() > deadline {
+                    return Err("no new leader within 30 s".to_string());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            children.insert(leader, spawn(leader, false)?);
+            // Let it catch up before the next kill.
+            loop {
+                let caught_up = match status(addrs[&leader].clone()).await {
+                    Some(s) => s.leader_id.is_some() && s.state != "Learner",
+                    None => false,
+                };
+                if caught_up {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut calls = Vec::new();
+        for task in tasks {
+            calls.extend(task.await.map_err(|e| e.to_string())??);
+        }
+        for (_, mut child) in children {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SAFETY: kill(2) on our own child with a valid signal.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            let _ = child.wait();
+        }
+
+        // Per kill: the first write sent after it and acknowledged, and the
+        // longest wait of a write in flight at the kill.
+        let mut first_ack = Vec::new();
+        let mut stalled = Vec::new();
+        for &kill in &kills {
+            let first = calls
+                .iter()
+                .filter(|(sent, _)| *sent >= kill)
+                .map(|(sent, latency)| *sent + *latency - kill)
+                .min();
+            first_ack.extend(first);
+            let longest = calls
+                .iter()
+                .filter(|(sent, latency)| *sent < kill && *sent + *latency > kill)
+                .map(|(_, latency)| *latency)
+                .max();
+            stalled.extend(longest);
+        }
+        let latencies: Vec<Duration> = calls.iter().map(|(_, l)| *l).collect();
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "syncpay benchmark --replicas {} --failovers {rounds}: {} SIGKILLs of the leader of {} node processes under {} single-transfer clients ({} writes)",
+            config.replicas.max(3),
+            kills.len(),
+            config.replicas.max(3),
+            config.single_clients,
+            calls.len()
+        );
+        let ms = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1e3);
+        let line = |name: &str, v: &[Duration]| {
+            let [_, p50, p99, max] = percentiles(v.to_vec());
+            format!("  {name:<46} p50 {:>6} ms  p99 {:>6} ms  max {:>6} ms", ms(p50), ms(p99), ms(max))
+        };
+        let _ = writeln!(out, "{}", line("kill -> a new leader (newer term)", &elections));
+        let _ = writeln!(out, "{}", line("kill -> first write sent after it acknowledged", &first_ack));
+        let _ = writeln!(out, "{}", line("longest wait of a write in flight at the kill", &stalled));
+        let _ = writeln!(out, "{}", line("every write's latency, the whole run", &latencies));
+        Ok(out)
+    })
+}
+
 /// Bytes of every file under `dir`.
 fn tree_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
