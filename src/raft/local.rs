@@ -1,6 +1,7 @@
 //! An in-process network for tests: every node's Raft in one router, with
 //! faults a test injects (one-way or symmetric partitions, a node taken
-//! off the network, a seeded message drop rate).
+//! off the network, and from a seed: lost messages and replies, delays
+//! that reorder messages, duplicated deliveries).
 //!
 //! An RPC to a node that is down or cut off fails as `Unreachable`, as a
 //! refused TCP connection would; openraft retries with its backoff.
@@ -29,7 +30,19 @@ struct Router {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Messages lost at random, per thousand.
     drop_per_mille: u64,
+    /// Messages delivered twice, per thousand.
+    duplicate_per_mille: u64,
+    /// Each message waits a random time up to this before delivery, so
+    /// that concurrent messages arrive out of order.
+    delay_max: std::time::Duration,
     rng: Option<SplitMix64>,
+}
+
+/// How one message travels.
+struct Route {
+    target: Raft<TypeConfig>,
+    delay: std::time::Duration,
+    duplicate: bool,
 }
 
 /// The in-process network of one test cluster.
@@ -97,20 +110,42 @@ impl LocalNetwork {
         self.router.lock().drop_per_mille = per_mille.min(1000);
     }
 
-    /// The target's Raft if the message gets through.
-    fn route(&self, from: NodeId, to: NodeId) -> Option<Raft<TypeConfig>> {
+    /// Delivers messages twice at random, `per_mille` of a thousand.
+    pub fn set_duplicate_per_mille(&self, per_mille: u64) {
+        self.router.lock().duplicate_per_mille = per_mille.min(1000);
+    }
+
+    /// Delays each message by a random time up to `max`.
+    pub fn set_delay_max(&self, max: std::time::Duration) {
+        self.router.lock().delay_max = max;
+    }
+
+    /// How a message from `from` to `to` travels, if it gets through.
+    fn route(&self, from: NodeId, to: NodeId) -> Option<Route> {
         let mut router = self.router.lock();
+        let router = &mut *router;
         if router.cut.contains(&(from, to)) {
             return None;
         }
-        let drop = router.drop_per_mille;
-        if drop > 0
-            && let Some(rng) = router.rng.as_mut()
-            && rng.chance(drop, 1000)
-        {
-            return None;
+        let target = router.nodes.get(&to).cloned()?;
+        let (mut delay, mut duplicate) = (std::time::Duration::ZERO, false);
+        if let Some(rng) = router.rng.as_mut() {
+            if router.drop_per_mille > 0 && rng.chance(router.drop_per_mille, 1000) {
+                return None;
+            }
+            if router.duplicate_per_mille > 0 {
+                duplicate = rng.chance(router.duplicate_per_mille, 1000);
+            }
+            let max = router.delay_max.as_micros() as u64;
+            if max > 0 {
+                delay = std::time::Duration::from_micros(rng.below(max + 1));
+            }
         }
-        router.nodes.get(&to).cloned()
+        Some(Route {
+            target,
+            delay,
+            duplicate,
+        })
     }
 }
 
@@ -153,8 +188,12 @@ impl LocalConnection {
     /// The target, or the error an RPC to an unreachable node gets. A
     /// reply can be lost as well: the call then fails after the target
     /// acted on it, as over a real network.
-    fn target(&self) -> Option<Raft<TypeConfig>> {
-        self.network.route(self.from, self.to)
+    async fn target(&self) -> Option<Route> {
+        let route = self.network.route(self.from, self.to)?;
+        if !route.delay.is_zero() {
+            tokio::time::sleep(route.delay).await;
+        }
+        Some(route)
     }
 
     fn reply_lost<E: std::error::Error>(&self) -> Option<RPCError<NodeId, BasicNode, E>> {
@@ -171,10 +210,16 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let target = self
+        let route = self
             .target()
+            .await
             .ok_or_else(|| unreachable(self.from, self.to))?;
-        let reply = target
+        if route.duplicate {
+            // Delivered twice: the first answer is lost, the second counts.
+            let _ = route.target.append_entries(rpc.clone()).await;
+        }
+        let reply = route
+            .target
             .append_entries(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
@@ -192,10 +237,16 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        let target = self
+        let route = self
             .target()
+            .await
             .ok_or_else(|| unreachable(self.from, self.to))?;
-        let reply = target
+        if route.duplicate {
+            // Delivered twice: the first answer is lost, the second counts.
+            let _ = route.target.install_snapshot(rpc.clone()).await;
+        }
+        let reply = route
+            .target
             .install_snapshot(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;
@@ -210,10 +261,16 @@ impl RaftNetwork<TypeConfig> for LocalConnection {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let target = self
+        let route = self
             .target()
+            .await
             .ok_or_else(|| unreachable(self.from, self.to))?;
-        let reply = target
+        if route.duplicate {
+            // Delivered twice: the first answer is lost, the second counts.
+            let _ = route.target.vote(rpc.clone()).await;
+        }
+        let reply = route
+            .target
             .vote(rpc)
             .await
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.to, e)))?;

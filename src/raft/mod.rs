@@ -27,6 +27,8 @@ pub mod tcp;
 mod wire;
 
 #[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
 mod tests;
 
 pub use command::{

@@ -324,8 +324,11 @@ impl RaftNode {
                 .validate()
                 .map_err(|e| StartError::Raft(e.to_string()))?,
         );
+        // The snapshots live on the same io as the log (a simulated disk
+        // in tests).
+        let io = Arc::clone(&wal.io);
         let log = RaftLogStore::open(&dir.join("log"), wal)?;
-        let state_machine = LedgerStateMachine::open(&dir.join("snapshots"))?;
+        let state_machine = LedgerStateMachine::open_with(&dir.join("snapshots"), io)?;
         let health = Arc::new(PeerHealth::default());
         let network = Monitored::new(network, Arc::clone(&health));
         let raft = Raft::new(id, config, network, log.clone(), state_machine.clone())
