@@ -392,6 +392,144 @@ mod cluster {
             node.shutdown().await;
         }
     }
+    // Goal: a snapshot of a 10,000,000-transfer ledger (over 1 GB) reaches
+    // a new node with the default configuration (chunk size and timeout),
+    // and the node ends with the leader's state. Long: run with
+    // `cargo test --release -- --ignored large_snapshot` (the count from
+    // `LARGE_SNAPSHOT_TRANSFERS`, default 10,000,000).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "long: builds and ships a snapshot of over 1 GB"]
+    async fn large_snapshot_installs_on_a_new_node() {
+        let transfers: u64 = std::env::var("LARGE_SNAPSHOT_TRANSFERS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(10_000_000);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let network = LocalNetwork::seeded(9);
+        let mut nodes = BTreeMap::new();
+        for id in 1..=2 {
+            nodes.insert(id, start(&network, id, dir.path()).await);
+        }
+        let members: BTreeMap<NodeId, openraft::BasicNode> = (1..=3)
+            .map(|id| (id, openraft::BasicNode::new(format!("local-{id}"))))
+            .collect();
+        nodes[&1]
+            .raft()
+            .initialize(members)
+            .await
+            .expect("initializes");
+        let first = leader(&nodes).await;
+        let leader_node = &nodes[&first];
+        const ACCOUNTS: u64 = 10_000;
+        for chunk in (1..=ACCOUNTS).collect::<Vec<_>>().chunks(8189) {
+            let accounts = chunk
+                .iter()
+                .map(|&id| Account {
+                    id: u128::from(id),
+                    ledger: 1,
+                    code: 1,
+                    ..Account::default()
+                })
+                .collect();
+            leader_node
+                .submit(ClientRequest {
+                    session: None,
+                    batch: LedgerBatch::CreateAccounts(accounts),
+                })
+                .await
+                .expect("accounts");
+        }
+        let started = std::time::Instant::now();
+        let batches: Vec<(u64, u64)> = (0..transfers)
+            .step_by(8189)
+            .map(|start| (start, (start + 8189).min(transfers)))
+            .collect();
+        for group in batches.chunks(8) {
+            let writes = group.iter().map(|&(from, to)| {
+                let batch = (from..to)
+                    .map(|i| Transfer {
+                        id: u128::from(i) + 1,
+                        debit_account_id: u128::from(i % ACCOUNTS) + 1,
+                        credit_account_id: u128::from((i * 7 + 1) % ACCOUNTS) + 1,
+                        amount: 1,
+                        ledger: 1,
+                        code: 1,
+                        ..Transfer::default()
+                    })
+                    .filter(|t| t.debit_account_id != t.credit_account_id)
+                    .collect();
+                leader_node.submit(ClientRequest {
+                    session: None,
+                    batch: LedgerBatch::CreateTransfers(batch),
+                })
+            });
+            for reply in futures::future::join_all(writes).await {
+                reply.expect("transfers");
+            }
+        }
+        println!("{transfers} transfers written in {:?}", started.elapsed());
+        let applied = leader_node.state_hash().0.expect("applied");
+        let started = std::time::Instant::now();
+        leader_node
+            .raft()
+            .trigger()
+            .snapshot()
+            .await
+            .expect("snapshot");
+        leader_node
+            .raft()
+            .wait(Some(Duration::from_secs(600)))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                "snapshot built",
+            )
+            .await
+            .expect("snapshot built");
+        println!("snapshot built in {:?}", started.elapsed());
+        leader_node
+            .raft()
+            .trigger()
+            .purge_log(applied)
+            .await
+            .expect("purge");
+        let snapshot_bytes: u64 =
+            std::fs::read_dir(dir.path().join(format!("node-{first}/snapshots")))
+                .expect("snapshots")
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .max()
+                .unwrap_or(0);
+        println!("snapshot file {snapshot_bytes} bytes");
+        assert!(
+            transfers < 10_000_000 || snapshot_bytes > 1 << 30,
+            "over 1 GiB"
+        );
+
+        // The third member joins empty: only a snapshot can catch it up.
+        let started = std::time::Instant::now();
+        nodes.insert(3, start(&network, 3, dir.path()).await);
+        nodes[&3]
+            .raft()
+            .wait(Some(Duration::from_secs(1200)))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                "snapshot installed",
+            )
+            .await
+            .expect("snapshot installed");
+        println!("snapshot shipped and installed in {:?}", started.elapsed());
+        let target = nodes[&first].state_hash();
+        nodes[&3]
+            .raft()
+            .wait(Some(Duration::from_secs(60)))
+            .applied_index_at_least(target.0, "caught up")
+            .await
+            .expect("caught up");
+        assert_eq!(nodes[&3].state_hash(), target, "same state after install");
+        for node in nodes.values() {
+            node.shutdown().await;
+        }
+    }
 }
 
 mod power_loss {
