@@ -559,6 +559,18 @@ pub fn failovers(config: &ReplicatedConfig, rounds: u32) -> Result<String, Strin
     })
 }
 
+/// The highest term any node reports.
+async fn highest_term(addrs: &[String]) -> Option<u64> {
+    let mut highest = None;
+    for addr in addrs {
+        let client = ReplicatedClient::new([addr.clone()]);
+        if let Ok(status) = client.status_of(addr).await {
+            highest = highest.max(Some(status.term));
+        }
+    }
+    highest
+}
+
 /// Bytes of every file under `dir`.
 fn tree_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -607,10 +619,11 @@ pub fn run(config: ReplicatedConfig) -> Result<String, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let (batches, singles, disk) = runtime.block_on(async {
+    let (batches, singles, disk, terms) = runtime.block_on(async {
         let root = temp.path().join("replicas-batches");
         let (cluster, addrs) = start_cluster(&root, &config).await?;
         let batches = replicated_batches(&addrs, &config).await;
+        let batch_term = highest_term(&addrs).await;
         stop_cluster(cluster).await;
         let disk: Vec<u64> = (1..=config.replicas)
             .map(|id| tree_bytes(&root.join(format!("node-{id}"))))
@@ -625,8 +638,9 @@ pub fn run(config: ReplicatedConfig) -> Result<String, String> {
                 .map_err(|e| e.to_string())?;
         }
         let singles = replicated_singles(&addrs, &config).await;
+        let single_term = highest_term(&addrs).await;
         stop_cluster(cluster).await;
-        Ok::<_, String>((batches?, singles?, disk))
+        Ok::<_, String>((batches?, singles?, disk, [batch_term, single_term]))
     })?;
     let mut out = String::new();
     let _ = writeln!(
@@ -662,6 +676,14 @@ pub fn run(config: ReplicatedConfig) -> Result<String, String> {
         &mut out,
         &format!("{} replicas, single", config.replicas),
         &singles,
+    );
+    // Each stage's cluster starts in term 1; a higher term at its end
+    // means elections happened under the load.
+    let _ = writeln!(
+        out,
+        "  Raft term at the end of each replicated stage (1: no election under load): batches {}, single {}",
+        terms[0].map_or("?".to_string(), |t| t.to_string()),
+        terms[1].map_or("?".to_string(), |t| t.to_string()),
     );
     let embedded_disk = tree_bytes(&temp.path().join("embedded-batches"));
     let per_transfer = |bytes: u64| bytes as f64 / config.transfer_count.max(1) as f64;
