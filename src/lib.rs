@@ -93,7 +93,7 @@ pub mod replication {
     pub use crate::raft::tcp::{TcpNode as Node, TransportError};
     pub use crate::raft::{
         NodeId, NodeOptions, NodeStatus, PeerStatus, ReadConsistency, ReadReply, ReadRequest,
-        StartError, WriteError,
+        StartError, WriteError, WritePath,
     };
 }
 

@@ -37,7 +37,7 @@ pub use command::{
 pub use log_storage::{RaftLogError, RaftLogStore};
 pub use node::{
     NodeOptions, NodeStatus, PeerStatus, RaftNode, ReadConsistency, ReadReply, ReadRequest,
-    StartError, WriteError, default_config,
+    StartError, WriteError, WritePath, default_config,
 };
 pub use state_machine::LedgerStateMachine;
 

@@ -449,11 +449,12 @@ impl TcpNode {
             .await
             .map_err(StartError::Listen)?;
         let addr = listener.local_addr().map_err(StartError::Listen)?;
-        let node = RaftNode::start(
+        let node = RaftNode::start_with(
             id,
             dir,
             options.raft_config(),
             options.wal_options(),
+            options.write_path,
             TcpNetwork,
         )
         .await?;

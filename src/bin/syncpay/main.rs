@@ -322,6 +322,14 @@ enum Command {
         /// and report the failover times.
         #[arg(long, default_value_t = 0)]
         failovers: u32,
+        /// With `--replicas` (in-process): entries the leader proposes at
+        /// once [default: the library's, 8].
+        #[arg(long)]
+        replica_writes_in_flight: Option<usize>,
+        /// With `--replicas` (in-process): one entry per client request,
+        /// to measure what gathering buys.
+        #[arg(long)]
+        replica_no_gathering: bool,
     },
 }
 
@@ -486,6 +494,8 @@ fn main() -> ExitCode {
             processes,
             replica_single_clients,
             failovers,
+            replica_writes_in_flight,
+            replica_no_gathering,
         } => {
             if replicas > 0 {
                 let config = replicated::ReplicatedConfig {
@@ -498,6 +508,11 @@ fn main() -> ExitCode {
                     single_clients: replica_single_clients,
                     single_stage: std::time::Duration::from_secs_f64(single_stage_seconds.max(0.0)),
                     seed,
+                    write_path: syncpay::replication::WritePath {
+                        in_flight_max: replica_writes_in_flight
+                            .unwrap_or(syncpay::replication::WritePath::default().in_flight_max),
+                        gather: !replica_no_gathering,
+                    },
                 };
                 let result = if failovers > 0 {
                     replicated::failovers(&config, failovers)

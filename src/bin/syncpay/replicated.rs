@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use syncpay::replication::{Node, NodeOptions, ReplicatedClient};
+use syncpay::replication::{Node, NodeOptions, ReplicatedClient, WritePath};
 use syncpay::{Account, BATCH_EVENTS_MAX, CreateTransferStatus, Ledger, LedgerOptions, Transfer};
 
 use crate::benchmark::{AccountChooser, AccountDistribution, Client as BenchmarkClient};
@@ -41,6 +41,8 @@ pub struct ReplicatedConfig {
     pub single_stage: Duration,
     /// Seed of the workload.
     pub seed: u64,
+    /// The leader's write path (in-process replicas only).
+    pub write_path: WritePath,
 }
 
 struct Stage {
@@ -224,11 +226,13 @@ async fn start_cluster(
     } else {
         let mut nodes = Vec::new();
         for id in 1..=config.replicas {
+            let mut options = NodeOptions::default();
+            options.write_path = config.write_path;
             let node = Node::start(
                 id,
                 &root.join(format!("node-{id}")),
                 "127.0.0.1:0",
-                &NodeOptions::default(),
+                &options,
             )
             .await
             .map_err(|e| e.to_string())?;
