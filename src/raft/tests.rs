@@ -251,6 +251,55 @@ mod cluster {
         let original = nodes[&first].submit(last.clone()).await.expect("transfer");
         assert!(!original.duplicate);
 
+        // The health view: a follower cut off shows failures and a
+        // growing time since contact in the leader's status, and its lag
+        // once the leader writes on; healed, it catches up.
+        let cut = (1..=3).find(|&id| id != first).expect("a follower");
+        network.isolate(cut, &[1, 2, 3]);
+        for i in 0..3u128 {
+            nodes[&first]
+                .submit(ClientRequest {
+                    session: None,
+                    batch: LedgerBatch::CreateTransfers(vec![transfer(500 + i)]),
+                })
+                .await
+                .expect("a majority remains");
+        }
+        // Shorter than a follower's wait before it campaigns (the lease
+        // plus an election timeout, 450 ms at least), so that the cut
+        // follower does not start an election.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let status = nodes[&first].status();
+        let peer = status
+            .peers
+            .iter()
+            .find(|p| p.id == cut)
+            .expect("peer listed");
+        assert!(peer.consecutive_failures > 0, "{peer:?}");
+        assert!(peer.last_error.is_some(), "{peer:?}");
+        assert!(
+            peer.millis_since_contact.is_some_and(|ms| ms >= 100),
+            "{peer:?}"
+        );
+        assert!(peer.lag.is_some_and(|lag| lag >= 3), "{peer:?}");
+        network.heal();
+        let target = nodes[&first].state_hash().0;
+        nodes[&cut]
+            .raft()
+            .wait(Some(WAIT))
+            .applied_index_at_least(target, "healed follower caught up")
+            .await
+            .expect("caught up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let status = nodes[&first].status();
+        let peer = status
+            .peers
+            .iter()
+            .find(|p| p.id == cut)
+            .expect("peer listed");
+        assert_eq!(peer.consecutive_failures, 0, "{peer:?}");
+        assert_eq!(peer.lag, Some(0), "{peer:?}");
+
         // The leader dies.
         nodes.remove(&first).expect("leader").shutdown().await;
         network.detach(first);
@@ -260,7 +309,7 @@ mod cluster {
         assert!(retried.duplicate, "answered from the session");
         assert_eq!(retried.output, original.output, "the original reply");
         let balances = nodes[&second].lookup_accounts(&[1]).await.expect("read");
-        assert_eq!(balances[0].debits_posted, 33 * 10, "applied once each");
+        assert_eq!(balances[0].debits_posted, 36 * 10, "applied once each");
 
         // The old leader comes back from its directory and catches up.
         nodes.insert(first, start(&network, first, dir.path()).await);
