@@ -110,6 +110,10 @@ pub struct NodeOptions {
     pub log_segment_size_bytes: u64,
     /// How the leader turns client requests into entries.
     pub write_path: WritePath,
+    /// A follower relays a client's write to the leader and returns its
+    /// answer, instead of answering `NotLeader` (default: off; the client
+    /// library follows redirects either way).
+    pub forward_writes: bool,
 }
 
 /// How the leader turns client requests into entries.
@@ -142,6 +146,7 @@ impl Default for NodeOptions {
             log_kept_behind_snapshot: config.max_in_snapshot_log_to_keep,
             log_segment_size_bytes: WalOptions::default().segment_size_bytes,
             write_path: WritePath::default(),
+            forward_writes: false,
         }
     }
 }

@@ -38,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-use super::command::{RaftCommand, RaftReply};
+use super::command::{ClientRequest, RaftCommand, RaftReply};
 use super::node::{
     NodeOptions, NodeStatus, RaftNode, ReadConsistency, ReadReply, ReadRequest, StartError,
     WriteError,
@@ -79,6 +79,8 @@ pub(crate) enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A command of exactly one client request.
     Write(RaftCommand),
+    /// A write a follower forwards to the leader; never forwarded again.
+    ForwardedWrite(RaftCommand),
     Read {
         request: WireRead,
         consistency: ReadConsistency,
@@ -460,7 +462,12 @@ impl TcpNode {
         .await?;
         let node = Arc::new(node);
         let (stop, stopped) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, Arc::clone(&node), stopped));
+        let server = tokio::spawn(serve(
+            listener,
+            Arc::clone(&node),
+            options.forward_writes,
+            stopped,
+        ));
         Ok(TcpNode {
             node,
             addr,
@@ -510,7 +517,12 @@ impl TcpNode {
 }
 
 /// Accepts connections until `stop` turns true.
-async fn serve(listener: TcpListener, node: Arc<RaftNode>, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    listener: TcpListener,
+    node: Arc<RaftNode>,
+    forward: bool,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     loop {
         let accepted = tokio::select! {
@@ -532,7 +544,7 @@ async fn serve(listener: TcpListener, node: Arc<RaftNode>, mut stop: watch::Rece
         let node = Arc::clone(&node);
         let stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(error) = serve_connection(stream, &node, stop).await {
+            if let Err(error) = serve_connection(stream, &node, forward, stop).await {
                 tracing::warn!(%peer, %error, "connection closed");
             }
             drop(slot);
@@ -543,8 +555,14 @@ async fn serve(listener: TcpListener, node: Arc<RaftNode>, mut stop: watch::Rece
 async fn serve_connection(
     stream: TcpStream,
     node: &RaftNode,
+    forward: bool,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), TransportError> {
+    // This connection's link to the leader, for forwarded writes.
+    let mut forwarder = Forwarder {
+        enabled: forward,
+        connection: None,
+    };
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
     let mut reader = BufReader::with_capacity(256 << 10, read);
@@ -559,12 +577,52 @@ async fn serve_connection(
         };
         let request: Request = wire::decode(&body)
             .map_err(|e| TransportError::BadFrame(format!("undecodable request: {e}")))?;
-        let response = handle(node, request).await?;
+        let response = handle(node, request, &mut forwarder).await?;
         write_frame(&mut writer, &wire::encode(&response)).await?;
     }
 }
 
-async fn handle(node: &RaftNode, request: Request) -> Result<Response, TransportError> {
+/// How long a follower waits for the leader's answer to a forwarded write.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Forwarder {
+    enabled: bool,
+    connection: Option<(String, Connection)>,
+}
+
+impl Forwarder {
+    /// Relays `command` to the leader at `addr`; `None` if that failed
+    /// (the caller then answers with the redirect, and the client retries
+    /// with its session: a write the leader applied is not applied again).
+    async fn relay(&mut self, addr: &str, command: RaftCommand) -> Option<Response> {
+        let mut connection = match self.connection.take() {
+            Some((a, connection)) if a == addr => connection,
+            _ => Connection::connect(addr, FORWARD_TIMEOUT).await.ok()?,
+        };
+        let response = connection
+            .call(&Request::ForwardedWrite(command), FORWARD_TIMEOUT)
+            .await
+            .ok()?;
+        self.connection = Some((addr.to_string(), connection));
+        Some(response)
+    }
+}
+
+fn single_request(command: RaftCommand) -> Result<ClientRequest, TransportError> {
+    let [request] = <[_; 1]>::try_from(command.requests).map_err(|requests| {
+        TransportError::BadFrame(format!(
+            "a write of {} requests; a client sends one",
+            requests.len()
+        ))
+    })?;
+    Ok(request)
+}
+
+async fn handle(
+    node: &RaftNode,
+    request: Request,
+    forwarder: &mut Forwarder,
+) -> Result<Response, TransportError> {
     let raft = node.raft();
     Ok(match request {
         Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
@@ -573,12 +631,30 @@ async fn handle(node: &RaftNode, request: Request) -> Result<Response, Transport
             Response::InstallSnapshot(raft.install_snapshot(rpc).await)
         }
         Request::Write(command) => {
-            let [request] = <[_; 1]>::try_from(command.requests).map_err(|requests| {
-                TransportError::BadFrame(format!(
-                    "a write of {} requests; a client sends one",
-                    requests.len()
-                ))
-            })?;
+            let now_ns = command.now_ns;
+            let request = single_request(command)?;
+            let result = node.submit(request.clone()).await;
+            if let Err(WriteError::NotLeader {
+                leader_addr: Some(leader),
+                ..
+            }) = &result
+                && forwarder.enabled
+            {
+                let command = RaftCommand {
+                    now_ns,
+                    requests: vec![request],
+                };
+                if let Some(response @ Response::Write(_)) = forwarder.relay(leader, command).await
+                {
+                    return Ok(response);
+                }
+            }
+            Response::Write(result.map(|reply| RaftReply {
+                replies: vec![reply],
+            }))
+        }
+        Request::ForwardedWrite(command) => {
+            let request = single_request(command)?;
             Response::Write(node.submit(request).await.map(|reply| RaftReply {
                 replies: vec![reply],
             }))

@@ -904,3 +904,113 @@ mod tcp_cluster {
         }
     }
 }
+
+mod forwarding {
+    //! A follower started with `forward_writes` relays a write to the
+    //! leader and returns the leader's answer; without it, it redirects.
+
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::super::command::{ClientRequest, RaftCommand, SessionRequest};
+    use super::super::tcp::{Connection, Request, Response, TcpNode};
+    use super::super::*;
+    use crate::ledger::Account;
+    use crate::ledger::codec::LedgerBatch;
+
+    async fn write_to(addr: &str, id: u128, request: u64) -> Response {
+        let mut connection = Connection::connect(addr, Duration::from_secs(5))
+            .await
+            .expect("connects");
+        let command = RaftCommand {
+            now_ns: 0,
+            requests: vec![ClientRequest {
+                session: Some(SessionRequest {
+                    client_id: 0xF0F0,
+                    request,
+                    acknowledged_below: request,
+                }),
+                batch: LedgerBatch::CreateAccounts(vec![Account {
+                    id,
+                    ledger: 1,
+                    code: 1,
+                    ..Account::default()
+                }]),
+            }],
+        };
+        connection
+            .call(&Request::Write(command), Duration::from_secs(10))
+            .await
+            .expect("answered")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follower_forwards_writes_when_asked() {
+        for forward in [true, false] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut options = NodeOptions::default();
+            options.forward_writes = forward;
+            let mut nodes = Vec::new();
+            for id in 1..=3 {
+                let node = TcpNode::start(
+                    id,
+                    &dir.path().join(format!("node-{id}")),
+                    "127.0.0.1:0",
+                    &options,
+                )
+                .await
+                .expect("starts");
+                nodes.push(node);
+            }
+            let members: BTreeMap<NodeId, String> = nodes
+                .iter()
+                .map(|n| (n.node().id(), n.addr().to_string()))
+                .collect();
+            nodes[0].initialize(members).await.expect("initializes");
+            nodes[0]
+                .node()
+                .raft()
+                .wait(Some(Duration::from_secs(20)))
+                .metrics(|m| m.current_leader.is_some(), "a leader")
+                .await
+                .expect("a leader");
+            let leader = nodes[0].status().leader_id.expect("leader");
+            let follower = nodes
+                .iter()
+                .find(|n| n.node().id() != leader)
+                .expect("a follower");
+            // The follower must know the leader before it can forward.
+            follower
+                .node()
+                .raft()
+                .wait(Some(Duration::from_secs(20)))
+                .metrics(|m| m.current_leader == Some(leader), "knows the leader")
+                .await
+                .expect("knows the leader");
+            let response = write_to(&follower.addr().to_string(), 7, 1).await;
+            match (forward, response) {
+                (true, Response::Write(Ok(reply))) => {
+                    let output = reply.replies[0].output.clone().expect("applied");
+                    assert_eq!(
+                        output.accounts[0].status,
+                        crate::ledger::CreateAccountStatus::Created
+                    );
+                    // A retry through the follower: the session answers.
+                    let Response::Write(Ok(again)) =
+                        write_to(&follower.addr().to_string(), 7, 1).await
+                    else {
+                        panic!("the retry is answered");
+                    };
+                    assert!(again.replies[0].duplicate, "answered from the session");
+                }
+                (false, Response::Write(Err(WriteError::NotLeader { leader_id, .. }))) => {
+                    assert_eq!(leader_id, Some(leader));
+                }
+                (forward, other) => panic!("forward {forward}: {other:?}"),
+            }
+            for node in nodes {
+                node.shutdown().await;
+            }
+        }
+    }
+}

@@ -66,15 +66,23 @@ async fn stop_signal() {
 }
 
 /// `syncpay node`: runs one replica until Ctrl-C or SIGTERM.
-pub fn node(id: NodeId, listen: &str, data: &Path, init: Option<&str>) -> ExitCode {
-    finish(run_node(id, listen, data, init))
+pub fn node(id: NodeId, listen: &str, data: &Path, init: Option<&str>, forward: bool) -> ExitCode {
+    finish(run_node(id, listen, data, init, forward))
 }
 
-fn run_node(id: NodeId, listen: &str, data: &Path, init: Option<&str>) -> Result<Outcome, String> {
+fn run_node(
+    id: NodeId,
+    listen: &str,
+    data: &Path,
+    init: Option<&str>,
+    forward: bool,
+) -> Result<Outcome, String> {
     let members = init.map(parse_members).transpose()?;
     let runtime = runtime()?;
     runtime.block_on(async {
-        let node = Node::start(id, data, listen, &NodeOptions::default())
+        let mut options = NodeOptions::default();
+        options.forward_writes = forward;
+        let node = Node::start(id, data, listen, &options)
             .await
             .map_err(|e| format!("node {id} does not start: {e}"))?;
         println!("node {id} listening on {}", node.addr());

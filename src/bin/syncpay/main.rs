@@ -153,6 +153,10 @@ enum Command {
         /// one node only.
         #[arg(long)]
         init: Option<String>,
+        /// Relay writes that reach this node as a follower to the leader
+        /// (default: answer with the leader's address).
+        #[arg(long)]
+        forward: bool,
     },
     /// Start a local cluster of `node` processes on 127.0.0.1, print where
     /// each listens, and stop them all on Ctrl-C.
@@ -387,7 +391,8 @@ fn main() -> ExitCode {
             listen,
             data,
             init,
-        } => cluster::node(id, &listen, &data, init.as_deref()),
+            forward,
+        } => cluster::node(id, &listen, &data, init.as_deref(), forward),
         Command::Cluster {
             nodes,
             base_port,
