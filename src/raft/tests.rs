@@ -948,8 +948,10 @@ mod forwarding {
     async fn follower_forwards_writes_when_asked() {
         for forward in [true, false] {
             let dir = tempfile::tempdir().expect("temp dir");
-            let mut options = NodeOptions::default();
-            options.forward_writes = forward;
+            let options = NodeOptions {
+                forward_writes: forward,
+                ..NodeOptions::default()
+            };
             let mut nodes = Vec::new();
             for id in 1..=3 {
                 let node = TcpNode::start(
