@@ -167,6 +167,8 @@ impl LogIndex {
 struct Shared {
     wal: Wal,
     index: Mutex<LogIndex>,
+    /// Bytes of entries appended since this log was opened.
+    appended_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// The Raft log of one node: openraft's [`RaftLogStorage`] on a
@@ -199,6 +201,7 @@ impl RaftLogStore {
             shared: Arc::new(Shared {
                 wal,
                 index: Mutex::new(index),
+                appended_bytes: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -206,6 +209,13 @@ impl RaftLogStore {
     /// The write-ahead log underneath (for statistics and tests).
     pub fn wal(&self) -> &Wal {
         &self.shared.wal
+    }
+
+    /// Bytes of entries appended since the log was opened.
+    pub fn appended_bytes(&self) -> u64 {
+        self.shared
+            .appended_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Appends entries: readable when this returns; `done` runs on the log's
@@ -217,6 +227,10 @@ impl RaftLogStore {
         done: impl FnOnce(Result<(), WalError>) + Send + 'static,
     ) -> Result<(), WalError> {
         let records: Vec<Vec<u8>> = entries.iter().map(|e| record(TAG_ENTRY, e)).collect();
+        let bytes: usize = records.iter().map(Vec::len).sum();
+        self.shared
+            .appended_bytes
+            .fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
         let mut index = self.shared.index.lock();
         let submitted = self.shared.wal.submit_with(|batch| {
             if index.committed != index.committed_written {

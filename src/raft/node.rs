@@ -44,6 +44,13 @@ use crate::storage::wal::WalOptions;
 /// writes them one after another anyway); 4 clients of full batches got
 /// 536–683 K/s with 1, 721 K/s with 2 and 588 K/s with 8.
 pub const WRITES_IN_FLIGHT_MAX: usize = 2;
+/// Log bytes appended after which a node snapshots (as the embedded
+/// ledger checkpoints after 1 GiB of log).
+pub const SNAPSHOT_LOG_BYTES: u64 = 1 << 30;
+/// Entries after which a node snapshots whatever their size: a backstop
+/// that, unlike the byte count, survives restarts (openraft counts from
+/// the last snapshot's index).
+pub const SNAPSHOT_ENTRIES_MAX: u64 = 1 << 20;
 /// Requests waiting for the write path before callers wait to enqueue.
 pub const WRITE_QUEUE_MAX: usize = 65_536;
 
@@ -68,8 +75,10 @@ pub const WRITE_QUEUE_MAX: usize = 65_536;
 ///   carries up to a full batch (about 1 MiB); 64 of them (0.9's default
 ///   is 300) would not reach a follower and be written there within a
 ///   heartbeat on this machine, and every timeout resends them.
-/// - A snapshot every 4,096 entries (entries carry up to a full batch
-///   each), keeping 1,024 entries of log behind it for lagging followers.
+/// - A snapshot after 1 GiB of log (a task of the node's; see
+///   `snapshot_trigger`) or 1,048,576 entries, keeping 1,024 entries of
+///   log behind it for lagging followers. openraft's count of 4,096
+///   entries snapshotted a large ledger every few MiB of small entries.
 pub fn default_config() -> Config {
     Config {
         cluster_name: "syncpay".to_string(),
@@ -79,7 +88,7 @@ pub fn default_config() -> Config {
         install_snapshot_timeout: 10_000,
         snapshot_max_chunk_size: 4 << 20,
         max_payload_entries: 8,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(4096),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_ENTRIES_MAX),
         max_in_snapshot_log_to_keep: 1024,
         ..Config::default()
     }
@@ -90,9 +99,9 @@ pub fn default_config() -> Config {
 /// The defaults: a heartbeat every 50 ms and an election timeout of
 /// 150–300 ms, so a dead leader is replaced in one to two seconds (openraft
 /// 0.9 adds a leader lease and, for a follower whose log is behind, a
-/// further wait); a snapshot every 4,096 entries (an entry carries up to a
-/// full batch), with 1,024 entries of log kept behind it for followers that
-/// lag a little. Snapshot chunks are 4 MiB with 10 s each (openraft's
+/// further wait); a snapshot after 1 GiB of log or 1,048,576 entries,
+/// with 1,024 entries of log kept behind it for followers that lag a
+/// little. Snapshot chunks are 4 MiB with 10 s each (openraft's
 /// 200 ms would restart a large transfer forever on a busy disk).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -102,7 +111,9 @@ pub struct NodeOptions {
     /// A follower that hears no leader for a random time in this range
     /// starts an election. Must exceed the heartbeat interval.
     pub election_timeout: std::ops::Range<std::time::Duration>,
-    /// Entries between snapshots.
+    /// Log bytes a node appends before it snapshots.
+    pub snapshot_log_bytes: u64,
+    /// Entries after which a node snapshots whatever their size.
     pub snapshot_every_entries: u64,
     /// Log entries kept behind a snapshot, for followers that lag a little.
     pub log_kept_behind_snapshot: u64,
@@ -142,7 +153,8 @@ impl Default for NodeOptions {
             heartbeat_interval: std::time::Duration::from_millis(config.heartbeat_interval),
             election_timeout: std::time::Duration::from_millis(config.election_timeout_min)
                 ..std::time::Duration::from_millis(config.election_timeout_max),
-            snapshot_every_entries: 4096,
+            snapshot_log_bytes: SNAPSHOT_LOG_BYTES,
+            snapshot_every_entries: SNAPSHOT_ENTRIES_MAX,
             log_kept_behind_snapshot: config.max_in_snapshot_log_to_keep,
             log_segment_size_bytes: WalOptions::default().segment_size_bytes,
             write_path: WritePath::default(),
@@ -352,16 +364,27 @@ impl RaftNode {
     where
         N: openraft::network::RaftNetworkFactory<TypeConfig>,
     {
-        RaftNode::start_with(id, dir, config, wal, WritePath::default(), network).await
+        RaftNode::start_with(
+            id,
+            dir,
+            config,
+            wal,
+            WritePath::default(),
+            SNAPSHOT_LOG_BYTES,
+            network,
+        )
+        .await
     }
 
-    /// [`start`](Self::start) with an explicit write path.
+    /// [`start`](Self::start) with an explicit write path and snapshot
+    /// size trigger.
     pub async fn start_with<N>(
         id: NodeId,
         dir: &Path,
         config: Config,
         wal: WalOptions,
         write: WritePath,
+        snapshot_log_bytes: u64,
         network: N,
     ) -> Result<RaftNode, StartError>
     where
@@ -388,6 +411,11 @@ impl RaftNode {
             queue,
             SystemClock::shared(),
             write,
+        ));
+        tokio::spawn(snapshot_trigger(
+            raft.clone(),
+            log.clone(),
+            snapshot_log_bytes,
         ));
         Ok(RaftNode {
             id,
@@ -681,6 +709,36 @@ fn write_error(error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) ->
             WriteError::Invalid(e.to_string())
         }
         RaftError::Fatal(e) => WriteError::Raft(e.to_string()),
+    }
+}
+
+/// Snapshots this node after every `every` bytes of log appended. openraft
+/// 0.9's own policy counts entries, and an entry holds one request or a
+/// full batch: 4,096 small entries are a few MiB of log, and a snapshot
+/// of a large ledger after each would write more than the log itself.
+async fn snapshot_trigger(raft: Raft<TypeConfig>, log: RaftLogStore, every: u64) {
+    let mut mark = 0u64;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+    // The metrics channel closes when Raft stops: then this task ends and
+    // lets go of the log (whose lock a restart needs).
+    let mut metrics = raft.metrics();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
+        let appended = log.appended_bytes();
+        if appended.saturating_sub(mark) >= every.max(1) {
+            if raft.trigger().snapshot().await.is_err() {
+                return; // Raft stopped.
+            }
+            mark = appended;
+        }
     }
 }
 

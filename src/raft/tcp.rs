@@ -457,6 +457,7 @@ impl TcpNode {
             options.raft_config(),
             options.wal_options(),
             options.write_path,
+            options.snapshot_log_bytes,
             TcpNetwork,
         )
         .await?;

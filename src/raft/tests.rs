@@ -1016,3 +1016,89 @@ mod forwarding {
         }
     }
 }
+
+mod snapshot_trigger {
+    //! A node snapshots after its configured number of log bytes, however
+    //! small its entries, and not before.
+
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::super::local::LocalNetwork;
+    use super::super::*;
+    use crate::ledger::codec::LedgerBatch;
+    use crate::ledger::{Account, Transfer};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn snapshots_follow_log_bytes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let network = LocalNetwork::default();
+        let node = RaftNode::start_with(
+            1,
+            dir.path(),
+            default_config(),
+            crate::storage::wal::WalOptions::default(),
+            WritePath::default(),
+            256 << 10,
+            network.factory(1),
+        )
+        .await
+        .expect("starts");
+        network.attach(1, node.raft().clone());
+        node.raft()
+            .initialize(BTreeMap::from([(1, openraft::BasicNode::new("local-1"))]))
+            .await
+            .expect("initializes");
+        let accounts = [1u128, 2].map(|id| Account {
+            id,
+            ledger: 1,
+            code: 1,
+            ..Account::default()
+        });
+        let submit = |batch| {
+            node.submit(ClientRequest {
+                session: None,
+                batch,
+            })
+        };
+        submit(LedgerBatch::CreateAccounts(accounts.to_vec()))
+            .await
+            .expect("accounts");
+        let transfer = |id| Transfer {
+            id,
+            debit_account_id: 1,
+            credit_account_id: 2,
+            amount: 1,
+            ledger: 1,
+            code: 1,
+            ..Transfer::default()
+        };
+        // Small entries well under 256 KiB in all: no snapshot.
+        for id in 1..=100u128 {
+            submit(LedgerBatch::CreateTransfers(vec![transfer(id)]))
+                .await
+                .expect("transfer");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            node.raft().metrics().borrow().snapshot.is_none(),
+            "too early"
+        );
+        assert!(node.log().appended_bytes() < 256 << 10);
+        // Past 256 KiB of log: a snapshot follows.
+        let mut id = 1000u128;
+        while node.log().appended_bytes() < 256 << 10 {
+            let batch = (0..100).map(|i| transfer(id + i)).collect();
+            id += 100;
+            submit(LedgerBatch::CreateTransfers(batch))
+                .await
+                .expect("transfers");
+        }
+        node.raft()
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(|m| m.snapshot.is_some(), "a snapshot")
+            .await
+            .expect("a snapshot after the byte threshold");
+        node.shutdown().await;
+    }
+}
