@@ -164,16 +164,22 @@ impl LedgerCommand {
 
 /// Appends the encoding of `command` to `out`.
 pub fn encode(command: &LedgerCommand, out: &mut Vec<u8>) {
+    let batches: Vec<&LedgerBatch> = command.batches.iter().collect();
+    encode_batches(&batches, out);
+}
+
+/// Appends the encoding of the command made of `batches`, in order,
+/// without copying them into a command first (the replicated mode encodes
+/// each entry's batches for its log and for every follower).
+pub fn encode_batches(batches: &[&LedgerBatch], out: &mut Vec<u8>) {
+    let timestamps: u64 = batches.iter().map(|b| b.timestamps_needed()).sum();
     assert!(
-        !command.batches.is_empty() && command.timestamps_needed() <= BATCH_EVENTS_MAX as u64,
+        !batches.is_empty() && timestamps <= BATCH_EVENTS_MAX as u64,
         "the engine checks batch sizes and gathers within them first"
     );
-    out.reserve(
-        COMMAND_HEADER_BYTES
-            + command.batches.len() * BATCH_HEADER_BYTES
-            + command.len() * EVENT_BYTES,
-    );
-    if let [batch] = command.batches.as_slice() {
+    let events: usize = batches.iter().map(|b| b.len()).sum();
+    out.reserve(COMMAND_HEADER_BYTES + batches.len() * BATCH_HEADER_BYTES + events * EVENT_BYTES);
+    if let [batch] = batches {
         out.push(batch.operation());
         out.push(CODEC_VERSION);
         out.extend_from_slice(&[0, 0]);
@@ -184,13 +190,13 @@ pub fn encode(command: &LedgerCommand, out: &mut Vec<u8>) {
     out.push(OPERATION_GATHERED);
     out.push(CODEC_VERSION);
     out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(&(command.batches.len() as u32).to_le_bytes());
-    for batch in &command.batches {
+    out.extend_from_slice(&(batches.len() as u32).to_le_bytes());
+    for batch in batches {
         out.push(batch.operation());
         out.extend_from_slice(&[0, 0, 0]);
         out.extend_from_slice(&(batch.len() as u32).to_le_bytes());
     }
-    for batch in &command.batches {
+    for batch in batches {
         batch.encode_events(out);
     }
 }

@@ -24,7 +24,7 @@ use serde::de::{Deserializer, Visitor};
 use serde::ser::Serializer;
 
 use crate::ledger::LedgerOutput;
-use crate::ledger::codec::{self, LedgerBatch, LedgerCommand};
+use crate::ledger::codec::{self, LedgerBatch};
 use crate::ledger::{BATCH_EVENTS_MAX, CreateAccountResult, CreateTransferResult};
 use crate::storage::store::DecodeError;
 
@@ -92,12 +92,8 @@ impl RaftCommand {
             out.extend_from_slice(&session.request.to_le_bytes());
             out.extend_from_slice(&session.acknowledged_below.to_le_bytes());
         }
-        // The codec takes a command; the batches are cloned into one only
-        // here, at the network and log boundary.
-        let command = LedgerCommand {
-            batches: self.requests.iter().map(|r| r.batch.clone()).collect(),
-        };
-        codec::encode(&command, out);
+        let batches: Vec<&LedgerBatch> = self.requests.iter().map(|r| &r.batch).collect();
+        codec::encode_batches(&batches, out);
     }
 
     /// Decodes what [`encode`](Self::encode) wrote.
