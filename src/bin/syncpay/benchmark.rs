@@ -672,7 +672,8 @@ fn run_reads(
     Ok(reads)
 }
 
-fn percentiles(mut latencies: Vec<Duration>) -> [Duration; 4] {
+/// p1, p50, p99 and p100 of `latencies` (zeros when empty).
+pub fn percentiles(mut latencies: Vec<Duration>) -> [Duration; 4] {
     if latencies.is_empty() {
         return [Duration::ZERO; 4];
     }

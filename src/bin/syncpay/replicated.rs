@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use syncpay::replication::{Node, NodeOptions, ReplicatedClient, WritePath};
 use syncpay::{Account, BATCH_EVENTS_MAX, CreateTransferStatus, Ledger, LedgerOptions, Transfer};
 
-use crate::benchmark::{AccountChooser, AccountDistribution, Client as BenchmarkClient};
+use crate::benchmark::{
+    AccountChooser, AccountDistribution, Client as BenchmarkClient, percentiles,
+};
 
 /// What the replicated benchmark runs.
 #[derive(Clone, Debug)]
@@ -53,6 +55,23 @@ struct Stage {
 }
 
 impl Stage {
+    /// The stage of clients that each sent `transfers` in calls taking
+    /// `latencies`, all within `duration`.
+    fn of(clients: Vec<(u64, Vec<Duration>)>, duration: Duration) -> Stage {
+        let mut stage = Stage {
+            transfers: 0,
+            calls: 0,
+            duration,
+            latencies: Vec::new(),
+        };
+        for (transfers, latencies) in clients {
+            stage.transfers += transfers;
+            stage.calls += latencies.len() as u64;
+            stage.latencies.extend(latencies);
+        }
+        stage
+    }
+
     fn per_second(&self) -> f64 {
         self.transfers as f64 / self.duration.as_secs_f64().max(1e-9)
     }
@@ -113,26 +132,24 @@ fn embedded_batches(dir: &Path, config: &ReplicatedConfig) -> Result<Stage, Stri
             })
         })
         .collect();
-    let mut stage = Stage {
-        transfers: 0,
-        calls: 0,
-        duration: Duration::ZERO,
-        latencies: Vec::new(),
-    };
+    let mut clients = Vec::new();
     for thread in threads {
-        let (transfers, latencies) = thread
-            .join()
-            .map_err(|_| "a client panicked".to_string())??;
-        stage.transfers += transfers;
-        stage.calls += latencies.len() as u64;
-        stage.latencies.extend(latencies);
+        clients.push(
+            thread
+                .join()
+                .map_err(|_| "a client panicked".to_string())??,
+        );
     }
-    stage.duration = start.elapsed();
+    let stage = Stage::of(clients, start.elapsed());
+    close(ledger)?;
+    Ok(stage)
+}
+
+fn close(ledger: Arc<Ledger>) -> Result<(), String> {
     Arc::try_unwrap(ledger)
         .map_err(|_| "the ledger is still shared".to_string())?
         .close()
-        .map_err(|e| e.to_string())?;
-    Ok(stage)
+        .map_err(|e| e.to_string())
 }
 
 fn embedded_singles(dir: &Path, config: &ReplicatedConfig) -> Result<Stage, String> {
@@ -163,25 +180,15 @@ fn embedded_singles(dir: &Path, config: &ReplicatedConfig) -> Result<Stage, Stri
         .collect();
     std::thread::sleep(config.single_stage);
     stop.store(true, Ordering::Relaxed);
-    let mut stage = Stage {
-        transfers: 0,
-        calls: 0,
-        duration: Duration::ZERO,
-        latencies: Vec::new(),
-    };
+    let mut clients = Vec::new();
     for thread in threads {
         let latencies = thread
             .join()
             .map_err(|_| "a client panicked".to_string())??;
-        stage.transfers += latencies.len() as u64;
-        stage.calls += latencies.len() as u64;
-        stage.latencies.extend(latencies);
+        clients.push((latencies.len() as u64, latencies));
     }
-    stage.duration = start.elapsed();
-    Arc::try_unwrap(ledger)
-        .map_err(|_| "the ledger is still shared".to_string())?
-        .close()
-        .map_err(|e| e.to_string())?;
+    let stage = Stage::of(clients, start.elapsed());
+    close(ledger)?;
     Ok(stage)
 }
 
@@ -312,20 +319,11 @@ async fn replicated_batches(addrs: &[String], config: &ReplicatedConfig) -> Resu
             })
         })
         .collect();
-    let mut stage = Stage {
-        transfers: 0,
-        calls: 0,
-        duration: Duration::ZERO,
-        latencies: Vec::new(),
-    };
+    let mut clients = Vec::new();
     for task in tasks {
-        let (transfers, latencies) = task.await.map_err(|e| e.to_string())??;
-        stage.transfers += transfers;
-        stage.calls += latencies.len() as u64;
-        stage.latencies.extend(latencies);
+        clients.push(task.await.map_err(|e| e.to_string())??);
     }
-    stage.duration = start.elapsed();
-    Ok(stage)
+    Ok(Stage::of(clients, start.elapsed()))
 }
 
 async fn replicated_singles(addrs: &[String], config: &ReplicatedConfig) -> Result<Stage, String> {
@@ -357,20 +355,12 @@ async fn replicated_singles(addrs: &[String], config: &ReplicatedConfig) -> Resu
         .collect();
     tokio::time::sleep(config.single_stage).await;
     stop.store(true, Ordering::Relaxed);
-    let mut stage = Stage {
-        transfers: 0,
-        calls: 0,
-        duration: Duration::ZERO,
-        latencies: Vec::new(),
-    };
+    let mut clients = Vec::new();
     for task in tasks {
         let latencies = task.await.map_err(|e| e.to_string())??;
-        stage.transfers += latencies.len() as u64;
-        stage.calls += latencies.len() as u64;
-        stage.latencies.extend(latencies);
+        clients.push((latencies.len() as u64, latencies));
     }
-    stage.duration = start.elapsed();
-    Ok(stage)
+    Ok(Stage::of(clients, start.elapsed()))
 }
 
 /// `--failovers K`: K SIGKILLs of the leader of a cluster of `syncpay
@@ -588,15 +578,6 @@ fn tree_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
-}
-
-fn percentiles(mut latencies: Vec<Duration>) -> [Duration; 4] {
-    if latencies.is_empty() {
-        return [Duration::ZERO; 4];
-    }
-    latencies.sort_unstable();
-    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    [at(0.01), at(0.50), at(0.99), at(1.0)]
 }
 
 fn row(out: &mut String, name: &str, stage: &Stage) {
