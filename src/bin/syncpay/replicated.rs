@@ -200,34 +200,69 @@ enum Cluster {
     Processes(Vec<std::process::Child>),
 }
 
+/// `count` free loopback addresses for nodes 1..=count.
+fn free_addrs(count: u64) -> Result<BTreeMap<u64, String>, String> {
+    (1..=count)
+        .map(|id| {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| e.to_string())?;
+            Ok((id, format!("127.0.0.1:{port}")))
+        })
+        .collect()
+}
+
+/// Starts `syncpay node` process `id` of `addrs` with its data under
+/// `root`; the first node (`init`) initializes the cluster.
+fn spawn_node(
+    exe: &Path,
+    root: &Path,
+    addrs: &BTreeMap<u64, String>,
+    id: u64,
+    init: bool,
+) -> Result<std::process::Child, String> {
+    let mut command = std::process::Command::new(exe);
+    command
+        .args([
+            "node",
+            "--id",
+            &id.to_string(),
+            "--listen",
+            &addrs[&id],
+            "--data",
+        ])
+        .arg(root.join(format!("node-{id}")))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if init {
+        let members: Vec<String> = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect();
+        command.arg("--init").arg(members.join(","));
+    }
+    command.spawn().map_err(|e| format!("node {id}: {e}"))
+}
+
+/// Stops a node process with SIGTERM (a clean shutdown) and waits for it.
+fn terminate(mut child: std::process::Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) on our own child with a valid signal.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    let _ = child.wait();
+}
+
 async fn start_cluster(
     root: &Path,
     config: &ReplicatedConfig,
 ) -> Result<(Cluster, Vec<String>), String> {
     if config.processes {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let addrs: BTreeMap<u64, String> = (1..=config.replicas)
-            .map(|id| {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .map(|a| a.port())
-                    .map_err(|e| e.to_string())?;
-                Ok((id, format!("127.0.0.1:{port}")))
-            })
-            .collect::<Result<_, String>>()?;
-        let init: Vec<String> = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect();
+        let addrs = free_addrs(config.replicas)?;
         let mut children = Vec::new();
-        for (&id, addr) in &addrs {
-            let mut command = std::process::Command::new(&exe);
-            command
-                .args(["node", "--id", &id.to_string(), "--listen", addr, "--data"])
-                .arg(root.join(format!("node-{id}")))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            if id == 1 {
-                command.arg("--init").arg(init.join(","));
-            }
-            children.push(command.spawn().map_err(|e| format!("node {id}: {e}"))?);
+        for &id in addrs.keys() {
+            children.push(spawn_node(&exe, root, &addrs, id, id == 1)?);
         }
         Ok((Cluster::Processes(children), addrs.into_values().collect()))
     } else {
@@ -265,14 +300,8 @@ async fn stop_cluster(cluster: Cluster) {
             }
         }
         Cluster::Processes(children) => {
-            for mut child in children {
-                if let Ok(pid) = i32::try_from(child.id()) {
-                    // SAFETY: kill(2) on our own child with a valid signal.
-                    unsafe {
-                        libc::kill(pid, libc::SIGTERM);
-                    }
-                }
-                let _ = child.wait();
+            for child in children {
+                terminate(child);
             }
         }
     }
@@ -378,28 +407,8 @@ pub fn failovers(config: &ReplicatedConfig, rounds: u32) -> Result<String, Strin
     runtime.block_on(async {
         let root = temp.path();
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let addrs: BTreeMap<u64, String> = (1..=config.replicas.max(3))
-            .map(|id| {
-                let port = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .map(|a| a.port())
-                    .map_err(|e| e.to_string())?;
-                Ok((id, format!("127.0.0.1:{port}")))
-            })
-            .collect::<Result<_, String>>()?;
-        let init: Vec<String> = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect();
-        let spawn = |id: u64, first: bool| {
-            let mut command = std::process::Command::new(&exe);
-            command
-                .args(["node", "--id", &id.to_string(), "--listen", &addrs[&id], "--data"])
-                .arg(root.join(format!("node-{id}")))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            if first {
-                command.arg("--init").arg(init.join(","));
-            }
-            command.spawn().map_err(|e| format!("node {id}: {e}"))
-        };
+        let addrs = free_addrs(config.replicas.max(3))?;
+        let spawn = |id: u64, first: bool| spawn_node(&exe, root, &addrs, id, first);
         let mut children = BTreeMap::new();
         for &id in addrs.keys() {
             children.insert(id, spawn(id, id == 1)?);
@@ -501,14 +510,8 @@ pub fn failovers(config: &ReplicatedConfig, rounds: u32) -> Result<String, Strin
         for task in tasks {
             calls.extend(task.await.map_err(|e| e.to_string())??);
         }
-        for (_, mut child) in children {
-            if let Ok(pid) = i32::try_from(child.id()) {
-                // SAFETY: kill(2) on our own child with a valid signal.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
-            let _ = child.wait();
+        for (_, child) in children {
+            terminate(child);
         }
 
         // Per kill: the first write sent after it and acknowledged, and the
