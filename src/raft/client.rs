@@ -244,8 +244,8 @@ impl ReplicatedClient {
                 "a write answered with another kind".to_string(),
             ));
         };
-        // Only a retryable failure reaches here as an error, after the
-        // retries: call_leader retries the others.
+        // call_leader retried what a retry can cure; what reaches here
+        // as an error cannot be (too many events, an invalid request).
         let mut reply = result.map_err(admin_error)?;
         if reply.replies.len() != 1 {
             return Err(ClientError::Protocol(format!(
@@ -289,36 +289,30 @@ impl ReplicatedClient {
         }
     }
 
+    async fn read_accounts(&mut self, request: ReadRequest) -> Result<Vec<Account>, ClientError> {
+        self.read(&request, ReadConsistency::Linearizable)
+            .await?
+            .into_accounts()
+            .ok_or_else(|| ClientError::Protocol("a read answered with other records".to_string()))
+    }
+
+    async fn read_transfers(&mut self, request: ReadRequest) -> Result<Vec<Transfer>, ClientError> {
+        self.read(&request, ReadConsistency::Linearizable)
+            .await?
+            .into_transfers()
+            .ok_or_else(|| ClientError::Protocol("a read answered with other records".to_string()))
+    }
+
     /// `lookup_accounts`, linearizable.
     pub async fn lookup_accounts(&mut self, ids: &[u128]) -> Result<Vec<Account>, ClientError> {
-        match self
-            .read(
-                &ReadRequest::LookupAccounts(ids.to_vec()),
-                ReadConsistency::Linearizable,
-            )
-            .await?
-        {
-            ReadReply::Accounts(accounts) => Ok(accounts),
-            _ => Err(ClientError::Protocol(
-                "a lookup answered with other records".to_string(),
-            )),
-        }
+        self.read_accounts(ReadRequest::LookupAccounts(ids.to_vec()))
+            .await
     }
 
     /// `lookup_transfers`, linearizable.
     pub async fn lookup_transfers(&mut self, ids: &[u128]) -> Result<Vec<Transfer>, ClientError> {
-        match self
-            .read(
-                &ReadRequest::LookupTransfers(ids.to_vec()),
-                ReadConsistency::Linearizable,
-            )
-            .await?
-        {
-            ReadReply::Transfers(transfers) => Ok(transfers),
-            _ => Err(ClientError::Protocol(
-                "a lookup answered with other records".to_string(),
-            )),
-        }
+        self.read_transfers(ReadRequest::LookupTransfers(ids.to_vec()))
+            .await
     }
 
     /// `get_account_transfers`, linearizable.
@@ -326,18 +320,8 @@ impl ReplicatedClient {
         &mut self,
         filter: &AccountFilter,
     ) -> Result<Vec<Transfer>, ClientError> {
-        match self
-            .read(
-                &ReadRequest::AccountTransfers(*filter),
-                ReadConsistency::Linearizable,
-            )
-            .await?
-        {
-            ReadReply::Transfers(transfers) => Ok(transfers),
-            _ => Err(ClientError::Protocol(
-                "a query answered with other records".to_string(),
-            )),
-        }
+        self.read_transfers(ReadRequest::AccountTransfers(*filter))
+            .await
     }
 
     /// `query_transfers`, linearizable.
@@ -345,32 +329,29 @@ impl ReplicatedClient {
         &mut self,
         filter: &QueryFilter,
     ) -> Result<Vec<Transfer>, ClientError> {
-        match self
-            .read(
-                &ReadRequest::QueryTransfers(*filter),
-                ReadConsistency::Linearizable,
-            )
-            .await?
-        {
-            ReadReply::Transfers(transfers) => Ok(transfers),
-            _ => Err(ClientError::Protocol(
-                "a query answered with other records".to_string(),
-            )),
-        }
+        self.read_transfers(ReadRequest::QueryTransfers(*filter))
+            .await
     }
 
-    /// The status of the node at `addr` (one attempt, no redirect).
-    pub async fn status_of(&self, addr: &str) -> Result<NodeStatus, ClientError> {
+    /// Sends `request` to the node at `addr`: one attempt, no redirect.
+    async fn call_node(&self, addr: &str, request: &Request) -> Result<Response, ClientError> {
         let timeout = self.options.attempt_timeout;
         let mut connection = Connection::connect(addr, timeout)
             .await
             .map_err(|e| unavailable(1, Duration::ZERO, &e))?;
-        match connection.call(&Request::Status, timeout).await {
-            Ok(Response::Status(status)) => Ok(*status),
-            Ok(_) => Err(ClientError::Protocol(
+        connection
+            .call(request, timeout)
+            .await
+            .map_err(|e| unavailable(1, Duration::ZERO, &e))
+    }
+
+    /// The status of the node at `addr` (one attempt, no redirect).
+    pub async fn status_of(&self, addr: &str) -> Result<NodeStatus, ClientError> {
+        match self.call_node(addr, &Request::Status).await? {
+            Response::Status(status) => Ok(*status),
+            _ => Err(ClientError::Protocol(
                 "a status answered with another kind".to_string(),
             )),
-            Err(e) => Err(unavailable(1, Duration::ZERO, &e)),
         }
     }
 
@@ -381,19 +362,11 @@ impl ReplicatedClient {
         addr: &str,
         members: std::collections::BTreeMap<NodeId, String>,
     ) -> Result<(), ClientError> {
-        let timeout = self.options.attempt_timeout;
-        let mut connection = Connection::connect(addr, timeout)
-            .await
-            .map_err(|e| unavailable(1, Duration::ZERO, &e))?;
-        match connection
-            .call(&Request::Initialize(members), timeout)
-            .await
-        {
-            Ok(Response::Done(result)) => result.map_err(admin_error),
-            Ok(_) => Err(ClientError::Protocol(
+        match self.call_node(addr, &Request::Initialize(members)).await? {
+            Response::Done(result) => result.map_err(admin_error),
+            _ => Err(ClientError::Protocol(
                 "answered with another kind".to_string(),
             )),
-            Err(e) => Err(unavailable(1, Duration::ZERO, &e)),
         }
     }
 

@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::error::{
+    CheckIsLeaderError, ClientWriteError, ForwardToLeader, InitializeError, RaftError,
+};
 use openraft::{BasicNode, ChangeMembers, Config, Raft, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -260,6 +262,24 @@ pub enum ReadReply {
     Transfers(Vec<Transfer>),
     /// Balance history rows.
     Balances(Vec<AccountBalance>),
+}
+
+impl ReadReply {
+    /// The accounts, if the reply holds accounts.
+    pub fn into_accounts(self) -> Option<Vec<Account>> {
+        match self {
+            ReadReply::Accounts(accounts) => Some(accounts),
+            _ => None,
+        }
+    }
+
+    /// The transfers, if the reply holds transfers.
+    pub fn into_transfers(self) -> Option<Vec<Transfer>> {
+        match self {
+            ReadReply::Transfers(transfers) => Some(transfers),
+            _ => None,
+        }
+    }
 }
 
 /// How fresh a read must be.
@@ -507,18 +527,13 @@ impl RaftNode {
 
     /// Looks accounts up after a linearizable read barrier (leader only).
     pub async fn lookup_accounts(&self, ids: &[u128]) -> Result<Vec<Account>, WriteError> {
-        match self
-            .read(
-                &ReadRequest::LookupAccounts(ids.to_vec()),
-                ReadConsistency::Linearizable,
-            )
-            .await?
-        {
-            ReadReply::Accounts(accounts) => Ok(accounts),
-            _ => Err(WriteError::Raft(
-                "a lookup returned no accounts".to_string(),
-            )),
-        }
+        self.read(
+            &ReadRequest::LookupAccounts(ids.to_vec()),
+            ReadConsistency::Linearizable,
+        )
+        .await?
+        .into_accounts()
+        .ok_or_else(|| WriteError::Raft("a lookup returned no accounts".to_string()))
     }
 
     /// Looks accounts up in this replica's applied state, without a read
@@ -626,11 +641,7 @@ impl RaftNode {
                     addr: node.addr.clone(),
                     voter: voters.contains(&id),
                     matched_index: matched.flatten(),
-                    lag: matched.map(|m| {
-                        last_log
-                            .unwrap_or(0)
-                            .saturating_sub(m.map_or(0, |index| index))
-                    }),
+                    lag: matched.map(|m| last_log.unwrap_or(0).saturating_sub(m.unwrap_or(0))),
                     millis_since_contact: contact
                         .and_then(|c| c.since_contact())
                         .map(|d| d.as_millis() as u64),
@@ -686,14 +697,16 @@ impl RaftNode {
     }
 }
 
+fn not_leader(forward: ForwardToLeader<NodeId, BasicNode>) -> WriteError {
+    WriteError::NotLeader {
+        leader_id: forward.leader_id,
+        leader_addr: forward.leader_node.map(|n| n.addr),
+    }
+}
+
 fn read_error(error: RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>) -> WriteError {
     match error {
-        RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => {
-            WriteError::NotLeader {
-                leader_id: forward.leader_id,
-                leader_addr: forward.leader_node.map(|n| n.addr),
-            }
-        }
+        RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward)) => not_leader(forward),
         RaftError::APIError(e) => WriteError::Raft(e.to_string()),
         RaftError::Fatal(e) => WriteError::Raft(e.to_string()),
     }
@@ -701,10 +714,7 @@ fn read_error(error: RaftError<NodeId, CheckIsLeaderError<NodeId, BasicNode>>) -
 
 fn write_error(error: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> WriteError {
     match error {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => WriteError::NotLeader {
-            leader_id: forward.leader_id,
-            leader_addr: forward.leader_node.map(|n| n.addr),
-        },
+        RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => not_leader(forward),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             WriteError::Invalid(e.to_string())
         }

@@ -38,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
-use super::command::{ClientRequest, RaftCommand, RaftReply};
+use super::command::{ClientRequest, RaftCommand, RaftReply, RequestReply};
 use super::node::{
     NodeOptions, NodeStatus, RaftNode, ReadConsistency, ReadReply, ReadRequest, StartError,
     WriteError,
@@ -619,6 +619,12 @@ fn single_request(command: RaftCommand) -> Result<ClientRequest, TransportError>
     Ok(request)
 }
 
+fn write_response(result: Result<RequestReply, WriteError>) -> Response {
+    Response::Write(result.map(|reply| RaftReply {
+        replies: vec![reply],
+    }))
+}
+
 async fn handle(
     node: &RaftNode,
     request: Request,
@@ -631,18 +637,18 @@ async fn handle(
         Request::InstallSnapshot(rpc) => {
             Response::InstallSnapshot(raft.install_snapshot(rpc).await)
         }
-        Request::Write(command) => {
-            let now_ns = command.now_ns;
+        Request::Write(command) if forwarder.enabled => {
+            // Kept for a relay only when this node may forward: a write
+            // is not copied on the common path.
             let request = single_request(command)?;
             let result = node.submit(request.clone()).await;
             if let Err(WriteError::NotLeader {
                 leader_addr: Some(leader),
                 ..
             }) = &result
-                && forwarder.enabled
             {
                 let command = RaftCommand {
-                    now_ns,
+                    now_ns: 0,
                     requests: vec![request],
                 };
                 if let Some(response @ Response::Write(_)) = forwarder.relay(leader, command).await
@@ -650,15 +656,10 @@ async fn handle(
                     return Ok(response);
                 }
             }
-            Response::Write(result.map(|reply| RaftReply {
-                replies: vec![reply],
-            }))
+            write_response(result)
         }
-        Request::ForwardedWrite(command) => {
-            let request = single_request(command)?;
-            Response::Write(node.submit(request).await.map(|reply| RaftReply {
-                replies: vec![reply],
-            }))
+        Request::Write(command) | Request::ForwardedWrite(command) => {
+            write_response(node.submit(single_request(command)?).await)
         }
         Request::Read {
             request,

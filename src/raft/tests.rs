@@ -174,6 +174,30 @@ mod cluster {
         metrics.current_leader.expect("leader")
     }
 
+    /// Starts nodes `running` on `network` with their data under `dir`
+    /// and initializes them as members 1, 2 and 3 (a member not started
+    /// joins later); returns the nodes and the elected leader.
+    async fn three_members(
+        network: &LocalNetwork,
+        dir: &std::path::Path,
+        running: std::ops::RangeInclusive<NodeId>,
+    ) -> (BTreeMap<NodeId, RaftNode>, NodeId) {
+        let mut nodes = BTreeMap::new();
+        for id in running {
+            nodes.insert(id, start(network, id, dir).await);
+        }
+        let members: BTreeMap<NodeId, openraft::BasicNode> = (1..=3)
+            .map(|id| (id, openraft::BasicNode::new(format!("local-{id}"))))
+            .collect();
+        nodes[&1]
+            .raft()
+            .initialize(members)
+            .await
+            .expect("initializes");
+        let first = leader(&nodes).await;
+        (nodes, first)
+    }
+
     fn session(request: u64) -> Option<SessionRequest> {
         Some(SessionRequest {
             client_id: 0xC11E,
@@ -203,19 +227,7 @@ mod cluster {
     async fn failover_keeps_writes_exactly_once() {
         let dir = tempfile::tempdir().expect("temp dir");
         let network = LocalNetwork::seeded(7);
-        let mut nodes = BTreeMap::new();
-        for id in 1..=3 {
-            nodes.insert(id, start(&network, id, dir.path()).await);
-        }
-        let members: BTreeMap<NodeId, openraft::BasicNode> = (1..=3)
-            .map(|id| (id, openraft::BasicNode::new(format!("local-{id}"))))
-            .collect();
-        nodes[&1]
-            .raft()
-            .initialize(members)
-            .await
-            .expect("initializes");
-        let first = leader(&nodes).await;
+        let (mut nodes, first) = three_members(&network, dir.path(), 1..=3).await;
 
         let accounts = [1u128, 2].map(|id| Account {
             id,
@@ -336,19 +348,7 @@ mod cluster {
     async fn wiped_node_rejoins_by_snapshot() {
         let dir = tempfile::tempdir().expect("temp dir");
         let network = LocalNetwork::seeded(8);
-        let mut nodes = BTreeMap::new();
-        for id in 1..=3 {
-            nodes.insert(id, start(&network, id, dir.path()).await);
-        }
-        let members: BTreeMap<NodeId, openraft::BasicNode> = (1..=3)
-            .map(|id| (id, openraft::BasicNode::new(format!("local-{id}"))))
-            .collect();
-        nodes[&1]
-            .raft()
-            .initialize(members)
-            .await
-            .expect("initializes");
-        let first = leader(&nodes).await;
+        let (mut nodes, first) = three_members(&network, dir.path(), 1..=3).await;
         let accounts = [1u128, 2].map(|id| Account {
             id,
             ledger: 1,
@@ -455,19 +455,7 @@ mod cluster {
             .unwrap_or(10_000_000);
         let dir = tempfile::tempdir().expect("temp dir");
         let network = LocalNetwork::seeded(9);
-        let mut nodes = BTreeMap::new();
-        for id in 1..=2 {
-            nodes.insert(id, start(&network, id, dir.path()).await);
-        }
-        let members: BTreeMap<NodeId, openraft::BasicNode> = (1..=3)
-            .map(|id| (id, openraft::BasicNode::new(format!("local-{id}"))))
-            .collect();
-        nodes[&1]
-            .raft()
-            .initialize(members)
-            .await
-            .expect("initializes");
-        let first = leader(&nodes).await;
+        let (mut nodes, first) = three_members(&network, dir.path(), 1..=2).await;
         let leader_node = &nodes[&first];
         const ACCOUNTS: u64 = 10_000;
         for chunk in (1..=ACCOUNTS).collect::<Vec<_>>().chunks(8189) {

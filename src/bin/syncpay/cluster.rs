@@ -122,27 +122,9 @@ fn run_cluster(count: u64, base_port: u16, data: Option<PathBuf>) -> Result<Outc
     let members: BTreeMap<NodeId, String> = (1..=count)
         .map(|id| (id, format!("127.0.0.1:{}", u64::from(base_port) + id - 1)))
         .collect();
-    let init = members
-        .iter()
-        .map(|(id, addr)| format!("{id}={addr}"))
-        .collect::<Vec<_>>()
-        .join(",");
     let mut children: BTreeMap<NodeId, Child> = BTreeMap::new();
-    for (&id, addr) in &members {
-        let dir = root.join(format!("node-{id}"));
-        let mut command = std::process::Command::new(&exe);
-        command
-            .arg("node")
-            .arg("--id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(addr)
-            .arg("--data")
-            .arg(&dir);
-        if id == 1 {
-            command.arg("--init").arg(&init);
-        }
-        let child = command
+    for &id in members.keys() {
+        let child = node_command(&exe, &root, &members, id, id == 1)
             .spawn()
             .map_err(|e| format!("cannot start node {id}: {e}"))?;
         children.insert(id, child);
@@ -180,17 +162,50 @@ fn run_cluster(count: u64, base_port: u16, data: Option<PathBuf>) -> Result<Outc
     Ok(Outcome::Clean)
 }
 
+/// The command that runs node `id` of `members` (id to address) with its
+/// data in `root/node-<id>`; `init` makes it initialize the cluster.
+pub fn node_command(
+    exe: &Path,
+    root: &Path,
+    members: &BTreeMap<NodeId, String>,
+    id: NodeId,
+    init: bool,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(exe);
+    command
+        .arg("node")
+        .arg("--id")
+        .arg(id.to_string())
+        .arg("--listen")
+        .arg(&members[&id])
+        .arg("--data")
+        .arg(root.join(format!("node-{id}")));
+    if init {
+        let init: Vec<String> = members
+            .iter()
+            .map(|(id, addr)| format!("{id}={addr}"))
+            .collect();
+        command.arg("--init").arg(init.join(","));
+    }
+    command
+}
+
+/// Asks a node process to stop cleanly.
+pub fn sigterm(child: &Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) with a pid this process started and a valid
+        // signal number has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+}
+
 /// Asks each child to stop (SIGTERM; a terminal's Ctrl-C reached them
 /// already), waits up to `grace`, then kills what is left.
 fn stop_children(children: &mut BTreeMap<NodeId, Child>, grace: Duration) {
     for child in children.values() {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            // SAFETY: kill(2) with a pid this process started and a valid
-            // signal number has no memory-safety preconditions.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
+        sigterm(child);
     }
     let deadline = Instant::now() + grace;
     while Instant::now() < deadline && !children.is_empty() {

@@ -49,7 +49,6 @@ pub struct ReplicatedConfig {
 
 struct Stage {
     transfers: u64,
-    calls: u64,
     duration: Duration,
     latencies: Vec<Duration>,
 }
@@ -60,13 +59,11 @@ impl Stage {
     fn of(clients: Vec<(u64, Vec<Duration>)>, duration: Duration) -> Stage {
         let mut stage = Stage {
             transfers: 0,
-            calls: 0,
             duration,
             latencies: Vec::new(),
         };
         for (transfers, latencies) in clients {
             stage.transfers += transfers;
-            stage.calls += latencies.len() as u64;
             stage.latencies.extend(latencies);
         }
         stage
@@ -222,34 +219,16 @@ fn spawn_node(
     id: u64,
     init: bool,
 ) -> Result<std::process::Child, String> {
-    let mut command = std::process::Command::new(exe);
-    command
-        .args([
-            "node",
-            "--id",
-            &id.to_string(),
-            "--listen",
-            &addrs[&id],
-            "--data",
-        ])
-        .arg(root.join(format!("node-{id}")))
+    crate::cluster::node_command(exe, root, addrs, id, init)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    if init {
-        let members: Vec<String> = addrs.iter().map(|(id, a)| format!("{id}={a}")).collect();
-        command.arg("--init").arg(members.join(","));
-    }
-    command.spawn().map_err(|e| format!("node {id}: {e}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("node {id}: {e}"))
 }
 
 /// Stops a node process with SIGTERM (a clean shutdown) and waits for it.
 fn terminate(mut child: std::process::Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: kill(2) on our own child with a valid signal.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
+    crate::cluster::sigterm(&child);
     let _ = child.wait();
 }
 
@@ -590,7 +569,7 @@ fn row(out: &mut String, name: &str, stage: &Stage) {
         out,
         "  {name:<28} {:>12.0} {:>9} {:>8} {:>8} {:>8} {:>8}",
         stage.per_second(),
-        stage.calls,
+        stage.latencies.len(),
         ms(p1),
         ms(p50),
         ms(p99),
